@@ -1,0 +1,84 @@
+"""What every protocol family provides to the cluster client, the detector and the simulator.
+
+A driver turns requests into frames and reply frames into the shared models; it owns no link (multi-step
+reads such as identity go through the `Exchange` it is handed). The VER and
+CID1 it sends are whatever the BMS answered with during detection ("lying" firmwares, protocol.md §1.6).
+"""
+
+from abc import ABC, abstractmethod
+from enum import StrEnum
+from typing import ClassVar
+
+from .frame import Frame, encode_frame
+from .models import PackAnalog, PackIdentity, PackStatus
+
+#: INFO COMMAND that asks the master for every pack at once (PACE 0x25 RS232 / Pylon RS232).
+ALL_PACKS = 0xFF
+
+
+class ProtocolName(StrEnum):
+    """Protocol families this library speaks."""
+
+    PACE25 = "pace25"
+    PYLON = "pylon"
+    SEPLOS = "seplos"
+    EG4 = "eg4"
+
+
+class Strategy(StrEnum):
+    """How a full refresh reaches every pack.
+
+    BROADCAST: one 0x42 and one 0x44 to the master with INFO = FF (fewest exchanges; master link only).
+    RELAY: ADR = master, INFO = pack address, one exchange per pack and command.
+    BUS: ADR = INFO = pack address, one exchange per pack and command (RS485 bus, every pack answers itself).
+    """
+
+    BROADCAST = "broadcast"
+    RELAY = "relay"
+    BUS = "bus"
+
+
+class ProtocolDriver(ABC):
+    """Encoder/decoder set of one protocol family."""
+
+    name: ClassVar[ProtocolName]
+    default_ver: ClassVar[int]
+    default_cid1: ClassVar[int]
+    #: Strategies this family supports, best first.
+    strategies: ClassVar[tuple[Strategy, ...]]
+
+    def __init__(self, ver: int | None = None, cid1: int | None = None) -> None:
+        self.ver = self.default_ver if ver is None else ver
+        self.cid1 = self.default_cid1 if cid1 is None else cid1
+
+    def request(self, adr: int, cid2: int, info: bytes = b"") -> bytes:
+        """A request frame with this driver's VER and CID1."""
+        return encode_frame(self.ver, adr, self.cid1, cid2, info)
+
+    @abstractmethod
+    def analog_request(self, adr: int, pack: int) -> bytes:
+        """0x42 request; `pack` is the INFO COMMAND (a pack address, or ALL_PACKS)."""
+
+    @abstractmethod
+    def status_request(self, adr: int, pack: int) -> bytes:
+        """0x44 request; `pack` as for analog_request."""
+
+    @abstractmethod
+    def decode_analog(self, frame: Frame) -> list[PackAnalog]:
+        """Every pack record of a 0x42 reply (one, or all packs of a broadcast). Raises FrameError."""
+
+    @abstractmethod
+    def decode_status(self, frame: Frame) -> list[PackStatus]:
+        """Every pack record of a 0x44 reply. Raises FrameError."""
+
+    @abstractmethod
+    async def read_identity(self, exchange: "Exchange", adr: int) -> PackIdentity:
+        """Identity of the pack at `adr` using whatever commands the family has."""
+
+
+class Exchange(ABC):
+    """One request → one reply on a link (implemented by the transport)."""
+
+    @abstractmethod
+    async def exchange(self, request: bytes, *, timeout: float | None = None) -> Frame:
+        """Send `request`, return the decoded reply with RTN checked (RtnError) or raise TransportError."""
