@@ -72,7 +72,7 @@ class ProtocolDriver(ABC):
         """Every pack record of a 0x44 reply. Raises FrameError."""
 
     @abstractmethod
-    async def read_identity(self, exchange: "Exchange", adr: int) -> PackIdentity:
+    async def read_identity(self, exchange: Exchange, adr: int) -> PackIdentity:
         """Identity of the pack at `adr` using whatever commands the family has."""
 
 

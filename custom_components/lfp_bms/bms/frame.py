@@ -46,7 +46,7 @@ class Rtn(IntEnum):
 class RtnError(BmsError):
     """The BMS answered with a non-zero return code."""
 
-    def __init__(self, rtn: int, frame: "Frame | None" = None) -> None:
+    def __init__(self, rtn: int, frame: Frame | None = None) -> None:
         self.rtn = rtn
         self.frame = frame
         try:
@@ -73,7 +73,7 @@ class Frame:
         """The return code of a reply (same field as CID2)."""
         return self.cid2
 
-    def check_rtn(self) -> "Frame":
+    def check_rtn(self) -> Frame:
         """Return self when RTN is OK, raise RtnError otherwise."""
         if self.cid2 != Rtn.OK:
             raise RtnError(self.cid2, self)

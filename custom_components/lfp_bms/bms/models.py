@@ -147,7 +147,7 @@ class CellStats:
     delta_mv: int
 
     @classmethod
-    def from_cells(cls, cells: tuple[int, ...]) -> "CellStats | None":
+    def from_cells(cls, cells: tuple[int, ...]) -> CellStats | None:
         """Statistics of a cell list, None when there are no cells."""
         if not cells:
             return None
@@ -236,6 +236,10 @@ class PackStatus:
     #: Per-cell / per-sensor alarm value codes (00 normal, 01 below, 02 above, F0 other).
     cell_alarm_codes: tuple[int, ...] = ()
     temperature_alarm_codes: tuple[int, ...] = ()
+    #: Charge-current, pack-voltage and discharge-current alarm value codes (same coding; PACE/Pylon 0x44).
+    charge_current_alarm_code: int | None = None
+    pack_voltage_alarm_code: int | None = None
+    discharge_current_alarm_code: int | None = None
     #: The pack's record bytes as received (diagnostics).
     raw: bytes = b""
 
@@ -321,7 +325,7 @@ class ClusterSummary:
     max_temperature_c: float | None
 
     @classmethod
-    def from_packs(cls, packs: Mapping[int, PackReading]) -> "ClusterSummary":
+    def from_packs(cls, packs: Mapping[int, PackReading]) -> ClusterSummary:
         """Capacity-weighted SOC, summed currents and capacities, extremes over every online pack."""
         online = [p.analog for p in packs.values() if p.online and p.analog is not None]
         full = sum(a.full_ah for a in online)
