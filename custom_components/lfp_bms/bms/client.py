@@ -1,0 +1,186 @@
+"""ClusterClient: everything the integration asks of a battery cluster on one link.
+
+The client owns the order of exchanges on the half-duplex link (the transport serialises them) and turns
+replies into one frozen ClusterState per refresh. It knows nothing about Home Assistant.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .driver import ALL_PACKS, Exchange, ProtocolDriver, ProtocolName, Strategy
+from .frame import BmsError, FrameError, RtnError
+from .models import ClusterState, PackAnalog, PackIdentity, PackReading, PackStatus
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class ClusterError(BmsError):
+    """The cluster as a whole could not be read (the link is up but nothing answered usefully)."""
+
+
+class NotWritableError(BmsError):
+    """A write was aimed at a pack this link cannot write (not directly connected)."""
+
+    def __init__(self, address: int) -> None:
+        self.address = address
+        super().__init__(f"pack {address} is not directly connected to this link and refuses writes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkConfig:
+    """What detection learned about a link; stored in the config entry and enough to poll without probing."""
+
+    protocol: ProtocolName
+    ver: int
+    cid1: int
+    baudrate: int
+    #: ADR of the pack the link is plugged into (PACE RS232 master: 1; Pylon master: 2).
+    master_address: int
+    #: Addresses of every pack expected in the cluster, in order.
+    addresses: tuple[int, ...]
+    strategy: Strategy
+    #: ADR used for identity, clock, parameters and writes to the directly connected pack.
+    #: PbmsTools writes with ADR 00 on RS232 (captures.md A.2); on an RS485 bus each pack is its own ADR.
+    local_address: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form, for a config entry."""
+        return {
+            "protocol": str(self.protocol),
+            "ver": self.ver,
+            "cid1": self.cid1,
+            "baudrate": self.baudrate,
+            "master_address": self.master_address,
+            "addresses": list(self.addresses),
+            "strategy": str(self.strategy),
+            "local_address": self.local_address,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LinkConfig:
+        """Inverse of as_dict (extra keys are ignored)."""
+        return cls(
+            protocol=ProtocolName(data["protocol"]),
+            ver=int(data["ver"]),
+            cid1=int(data["cid1"]),
+            baudrate=int(data["baudrate"]),
+            master_address=int(data["master_address"]),
+            addresses=tuple(int(a) for a in data["addresses"]),
+            strategy=Strategy(data["strategy"]),
+            local_address=int(data["local_address"]),
+        )
+
+    def writable(self, address: int) -> bool:
+        """Only the directly connected pack accepts configuration and control (protocol.md §1.7.1).
+
+        On an RS485 bus every pack is directly connected; through a master only the master is.
+        """
+        return self.strategy is Strategy.BUS or address == self.master_address
+
+    def command_address(self, address: int) -> int:
+        """ADR to use for a configuration/control exchange with `address`."""
+        if self.strategy is Strategy.BUS:
+            return address
+        return self.local_address
+
+
+class ClusterClient:
+    """Reads a whole cluster through one link using one protocol driver."""
+
+    def __init__(self, link: Exchange, driver: ProtocolDriver, config: LinkConfig) -> None:
+        self.link = link
+        self.driver = driver
+        self.config = config
+
+    async def read_all(self) -> ClusterState:
+        """Analog values and status of every expected pack, by the configured strategy.
+
+        A pack that does not answer gets a PackReading with `error` set; if no pack answers at all the
+        underlying transport error (or ClusterError) propagates, so the caller can mark the link down.
+        """
+        if self.config.strategy is Strategy.BROADCAST:
+            return await self._read_broadcast()
+        return await self._read_each()
+
+    async def _read_broadcast(self) -> ClusterState:
+        master = self.config.master_address
+        analog_frame = await self.link.exchange(self.driver.analog_request(master, ALL_PACKS))
+        analogs = self.driver.decode_analog(analog_frame)
+        status_frame = await self.link.exchange(self.driver.status_request(master, ALL_PACKS))
+        statuses = self.driver.decode_status(status_frame)
+        return self._assemble(analogs, statuses, {})
+
+    async def _read_each(self) -> ClusterState:
+        bus = self.config.strategy is Strategy.BUS
+        analogs: list[PackAnalog] = []
+        statuses: list[PackStatus] = []
+        errors: dict[int, str] = {}
+        last_error: BmsError | None = None
+        for address in self.config.addresses:
+            adr = address if bus else self.config.master_address
+            try:
+                analog_reply = await self.link.exchange(self.driver.analog_request(adr, address))
+                analogs += self._only(self.driver.decode_analog(analog_reply), address)
+                status_reply = await self.link.exchange(self.driver.status_request(adr, address))
+                statuses += self._only(self.driver.decode_status(status_reply), address)
+            except BmsError as err:
+                # One silent or garbled pack must not take the others down with it.
+                _LOGGER.debug("pack %s: %s", address, err)
+                errors[address] = type(err).__name__
+                last_error = err
+        if last_error is not None and len(errors) == len(self.config.addresses):
+            raise last_error
+        return self._assemble(analogs, statuses, errors)
+
+    @staticmethod
+    def _only[T: (PackAnalog, PackStatus)](records: list[T], address: int) -> list[T]:
+        """A per-pack reply must carry exactly one record; relay replies are re-addressed to the pack asked."""
+        if len(records) != 1:
+            raise FrameError(f"expected one pack record for address {address}, got {len(records)}")
+        return records
+
+    def _assemble(
+        self, analogs: Sequence[PackAnalog], statuses: Sequence[PackStatus], errors: dict[int, str]
+    ) -> ClusterState:
+        # Records are matched to expected addresses by position in the reply, which is how the master
+        # orders a broadcast and how _read_each appends them; the address inside a relay record is the
+        # echoed INFO and may be the master's.
+        answered = [a for a in self.config.addresses if a not in errors]
+        packs: dict[int, PackReading] = {}
+        for index, address in enumerate(answered):
+            analog = analogs[index] if index < len(analogs) else None
+            status = statuses[index] if index < len(statuses) else None
+            if analog is None:
+                packs[address] = PackReading(address=address, error="missing")
+                continue
+            if analog.address != address:
+                analog = _readdress(analog, address)
+            if status is not None and status.address != address:
+                status = _readdress(status, address)
+            packs[address] = PackReading(
+                address=address, analog=analog, status=status, error="absent" if analog.absent else None
+            )
+        for address, error in errors.items():
+            packs[address] = PackReading(address=address, error=error)
+        return ClusterState(packs=dict(sorted(packs.items())))
+
+    async def read_identity(self, address: int) -> PackIdentity:
+        """Identity strings of a directly connected pack (slaves behind a master have none to give)."""
+        if not self.config.writable(address):
+            return PackIdentity()
+        try:
+            return await self.driver.read_identity(self.link, self.config.command_address(address))
+        except RtnError:
+            return PackIdentity()
+
+    def check_writable(self, address: int) -> int:
+        """ADR for a write to `address`, or NotWritableError."""
+        if not self.config.writable(address):
+            raise NotWritableError(address)
+        return self.config.command_address(address)
+
+
+def _readdress[R: (PackAnalog, PackStatus)](record: R, address: int) -> R:
+    return replace(record, address=address)

@@ -1,0 +1,194 @@
+"""Find out what is on a link: baud rate, protocol family, VER/CID1 as the BMS answers, pack addresses and the
+cheapest way to read them all (protocol.md §1.11 and §1.12). Bounded in time; reports each stage.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .client import ClusterClient, LinkConfig
+from .driver import ALL_PACKS, ProtocolDriver, ProtocolName, Strategy
+from .family20 import classify_analog_reply
+from .frame import BmsError, Frame, RtnError, encode_frame
+from .models import ClusterState, PackIdentity
+from .pace import PaceDriver, decode_pack_count
+from .registry import make_driver
+from .transport import SerialLink, TransportError
+
+_LOGGER = logging.getLogger(__name__)
+
+#: PACE and most clones run 9600; Pylontech RS485 defaults to 115200; Seplos V3 (not spoken here) 19200.
+DEFAULT_BAUDS = (9600, 115200, 19200)
+PROBE_TIMEOUT = 0.6
+SCAN_TIMEOUT = 0.35
+DETECT_TIMEOUT = 60.0
+MAX_ADDRESS = 15
+
+
+class NoBatteryFoundError(BmsError):
+    """Nothing on the link answered any probe."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Probe:
+    """One analog request that a family answers, and at which ADR."""
+
+    ver: int
+    cid1: int
+    adr: int
+    info: bytes
+
+    def frame(self) -> bytes:
+        """The request bytes."""
+        return encode_frame(self.ver, self.adr, self.cid1, 0x42, self.info)
+
+
+#: In the order of protocol.md §1.11: PACE at the master (ADR 1) and stand-alone (ADR 0), Pylon at its first
+#: address 2, Seplos at 0/1, EG4 (CID1 4A, requests without INFO).
+PROBES: tuple[Probe, ...] = (
+    Probe(ver=0x25, cid1=0x46, adr=1, info=b"\x01"),
+    Probe(ver=0x25, cid1=0x46, adr=0, info=b"\x00"),
+    Probe(ver=0x20, cid1=0x46, adr=2, info=b"\x02"),
+    Probe(ver=0x20, cid1=0x46, adr=0, info=b"\x00"),
+    Probe(ver=0x20, cid1=0x46, adr=1, info=b"\x01"),
+    Probe(ver=0x20, cid1=0x4A, adr=1, info=b""),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DetectionResult:
+    """Everything the config flow shows and stores."""
+
+    config: LinkConfig
+    identity: PackIdentity
+    state: ClusterState
+    #: Seconds one full refresh took during detection (bounds the shortest sensible poll interval).
+    refresh_s: float
+
+
+type Progress = Callable[[str], None]
+
+
+async def detect(
+    link: SerialLink,
+    *,
+    bauds: Sequence[int] = DEFAULT_BAUDS,
+    progress: Progress | None = None,
+    timeout: float = DETECT_TIMEOUT,
+) -> DetectionResult:
+    """Probe `link` (opened here at each baud) and return what answers. Raises NoBatteryFoundError or LinkError."""
+    report = progress or (lambda stage: None)
+    async with asyncio.timeout(timeout):
+        for baud in bauds:
+            report(f"baud {baud}")
+            await link.set_baudrate(baud)
+            found = await _probe_protocol(link)
+            if found is None:
+                continue
+            probe, reply = found
+            protocol = _classify(probe, reply)
+            if protocol is None:
+                _LOGGER.debug("answer at %s baud not understood: %s", baud, reply.raw)
+                continue
+            report(f"protocol {protocol}")
+            driver = make_driver(protocol, ver=reply.ver, cid1=reply.cid1)
+            report("pack addresses")
+            config = await _find_packs(link, driver, probe.adr, baud)
+            client = ClusterClient(link, driver, config)
+            report("identity")
+            identity = await client.read_identity(config.master_address)
+            report("first read")
+            started = time.monotonic()
+            state = await client.read_all()
+            return DetectionResult(config=config, identity=identity, state=state, refresh_s=time.monotonic() - started)
+    raise NoBatteryFoundError("no battery answered at " + ", ".join(str(b) for b in bauds) + " baud")
+
+
+async def _probe_protocol(link: SerialLink) -> tuple[Probe, Frame] | None:
+    # A sleeping pack may swallow the first frame after a quiet period (seed 003: sleep after 5 min without
+    # traffic); the first probe is therefore tried twice.
+    for index, probe in enumerate((PROBES[0], *PROBES)):
+        try:
+            return probe, await link.exchange(probe.frame(), timeout=PROBE_TIMEOUT)
+        except RtnError as err:
+            if err.frame is not None:
+                return probe, err.frame
+        except TransportError as err:
+            _LOGGER.debug("probe %s: %s", index, err)
+    return None
+
+
+def _classify(probe: Probe, reply: Frame) -> ProtocolName | None:
+    """Which family answered. The reply's VER may differ from ours ("lying" firmwares): the payload decides."""
+    if probe.ver == 0x25:
+        try:
+            PaceDriver().decode_analog(reply)
+        except BmsError:
+            return None
+        return ProtocolName.PACE25
+    return classify_analog_reply(reply)
+
+
+async def _find_packs(link: SerialLink, driver: ProtocolDriver, adr: int, baud: int) -> LinkConfig:
+    def config(strategy: Strategy, addresses: Sequence[int], master: int = adr) -> LinkConfig:
+        return LinkConfig(
+            protocol=driver.name,
+            ver=driver.ver,
+            cid1=driver.cid1,
+            baudrate=baud,
+            master_address=master,
+            addresses=tuple(addresses),
+            strategy=strategy,
+            local_address=master,
+        )
+
+    if Strategy.BROADCAST in driver.strategies:
+        count = await _pack_count(link, driver, adr)
+        records = await _broadcast_records(link, driver, adr)
+        if records is not None and (records > 1 or count > 1):
+            first = 1 if driver.name is ProtocolName.PACE25 else adr
+            return config(Strategy.BROADCAST, range(first, first + records))
+        if count > 1 and Strategy.RELAY in driver.strategies:
+            return config(Strategy.RELAY, range(1, count + 1))
+    addresses = await _scan_bus(link, driver, adr)
+    return config(Strategy.BUS, addresses, master=addresses[0])
+
+
+async def _pack_count(link: SerialLink, driver: ProtocolDriver, adr: int) -> int:
+    if not isinstance(driver, PaceDriver):
+        return 1
+    try:
+        return decode_pack_count((await link.exchange(driver.pack_count_request(adr), timeout=PROBE_TIMEOUT)).info)
+    except BmsError:
+        return 1
+
+
+async def _broadcast_records(link: SerialLink, driver: ProtocolDriver, adr: int) -> int | None:
+    """Number of pack records in a broadcast reply, None when the master does not broadcast."""
+    try:
+        # A broadcast reply of 16 packs at 9600 baud takes ~2 s on the wire.
+        reply = await link.exchange(driver.analog_request(adr, ALL_PACKS), timeout=3.0)
+        return len(driver.decode_analog(reply))
+    except BmsError as err:
+        _LOGGER.debug("no broadcast: %s", err)
+        return None
+
+
+async def _scan_bus(link: SerialLink, driver: ProtocolDriver, first: int) -> list[int]:
+    """Every address 0..15 (Pylon: 2..17) that answers an analog request, starting with the one found."""
+    found = [first]
+    base = 2 if driver.name is ProtocolName.PYLON else 0
+    for address in range(base, base + MAX_ADDRESS + 1):
+        if address == first:
+            continue
+        try:
+            await link.exchange(driver.analog_request(address, address), timeout=SCAN_TIMEOUT)
+        except RtnError:
+            found.append(address)
+        except BmsError:
+            continue
+        else:
+            found.append(address)
+    return sorted(found)

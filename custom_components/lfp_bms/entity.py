@@ -1,0 +1,94 @@
+"""Base entity: device info for the cluster hub and each pack, availability, change-only state writes."""
+
+from typing import Any
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .bms.models import PackReading
+from .const import DOMAIN
+from .coordinator import LfpBmsCoordinator
+
+MANUFACTURER = "PACE BMS"
+
+
+def cluster_identifier(coordinator: LfpBmsCoordinator) -> str:
+    """Device identifier of the cluster (the link): the entry's unique id, kept across reconfigure."""
+    return str(coordinator.config_entry.unique_id or coordinator.config_entry.entry_id)
+
+
+def pack_identifier(coordinator: LfpBmsCoordinator, address: int) -> str:
+    """Device identifier of a pack: cluster id + address.
+
+    Serials are not used here although the master's is known: slaves behind a master have none to give
+    (protocol.md §1.12), and an identifier must not change when a serial read succeeds later.
+    """
+    return f"{cluster_identifier(coordinator)}_{address}"
+
+
+class LfpBmsEntity(CoordinatorEntity[LfpBmsCoordinator]):
+    """An entity of the cluster (address None) or of one pack."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: LfpBmsCoordinator, description: EntityDescription, address: int | None) -> None:
+        super().__init__(coordinator)
+        self.entity_description = description
+        self.address = address
+        owner = cluster_identifier(coordinator) if address is None else pack_identifier(coordinator, address)
+        self._attr_unique_id = f"{owner}_{description.key}"
+        self._attr_device_info = self._device_info()
+        self._written: tuple[Any, ...] | None = None
+
+    def _device_info(self) -> DeviceInfo:
+        coordinator = self.coordinator
+        if self.address is None:
+            return DeviceInfo(identifiers={(DOMAIN, cluster_identifier(coordinator))})
+        identity = coordinator.identities.get(self.address)
+        info = DeviceInfo(
+            identifiers={(DOMAIN, pack_identifier(coordinator, self.address))},
+            manufacturer=MANUFACTURER,
+            translation_key="pack",
+            translation_placeholders={"address": str(self.address)},
+        )
+        if coordinator.cluster_device_id is not None:
+            info["via_device_id"] = coordinator.cluster_device_id
+        if identity is not None:
+            if identity.model:
+                info["model"] = identity.model
+            if identity.serial:
+                info["serial_number"] = identity.serial
+            if identity.firmware:
+                info["sw_version"] = identity.firmware
+        return info
+
+    @property
+    def reading(self) -> PackReading | None:
+        """This pack's reading from the last poll (None for the cluster or an unknown address)."""
+        if self.address is None:
+            return None
+        return self.coordinator.data.cluster.packs.get(self.address)
+
+    @property
+    def available(self) -> bool:
+        """Unavailable with the link; a pack entity also when its pack did not answer."""
+        if not super().available:
+            return False
+        if self.address is None:
+            return self.coordinator.data.cluster.summary.packs_online > 0
+        reading = self.reading
+        return reading is not None and reading.online
+
+    def _state_key(self) -> tuple[Any, ...]:
+        """What the written state depends on; subclasses add their value and attributes."""
+        return (self.available,)
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Write state only when it changed: a 16-pack cluster has ~1000 entities and most values are steady."""
+        key = self._state_key()
+        if key != self._written:
+            self._written = key
+            self.async_write_ha_state()
