@@ -62,7 +62,8 @@ def _split_area(p0: float, p1: float, dt: float) -> tuple[float, float]:
         return (p0 + p1) / 2 * dt, 0.0
     if p0 <= 0 and p1 <= 0:
         return 0.0, -(p0 + p1) / 2 * dt
-    crossing = dt * p0 / (p0 - p1)  # time at which the line reaches zero
-    first = p0 / 2 * crossing
-    second = p1 / 2 * (dt - crossing)
-    return (first, -second) if p0 > 0 else (second, -first)
+    # Time at which the line reaches zero; clamped because rounding can put it a hair outside [0, dt].
+    crossing = min(max(dt * p0 / (p0 - p1), 0.0), dt)
+    first = abs(p0) / 2 * crossing
+    second = abs(p1) / 2 * (dt - crossing)
+    return (first, second) if p0 > 0 else (second, first)
