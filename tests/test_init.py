@@ -1,18 +1,31 @@
-"""Setup and unload of a config entry."""
+"""Setup and unload of a config entry against the simulated cluster."""
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.lfp_bms.const import DOMAIN
+from custom_components.lfp_bms.bms.simulator import Simulator
+
+from .common import entry_for, setup_entry
 
 
-async def test_setup_and_unload(hass: HomeAssistant) -> None:
-    """A config entry loads and unloads cleanly."""
-    entry = MockConfigEntry(domain=DOMAIN, data={"device": "socket://127.0.0.1:1"}, unique_id="x")
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+async def test_setup_and_unload(hass: HomeAssistant, simulator: Simulator) -> None:
+    """A config entry loads, reads the cluster, and unloads cleanly (the link is closed)."""
+    entry = await setup_entry(hass, simulator)
     assert entry.state is ConfigEntryState.LOADED
+    soc = hass.states.get("sensor.pack_1_battery")
+    assert soc is not None
+    assert 0 <= float(soc.state) <= 100
+    link = entry.runtime_data.link
+    assert link.is_open
     assert await hass.config_entries.async_unload(entry.entry_id)
-    assert entry.state is ConfigEntryState.NOT_LOADED  # type: ignore[comparison-overlap]  # mypy keeps the narrowing across await
+    assert entry.state is ConfigEntryState.NOT_LOADED  # type: ignore[comparison-overlap]  # narrowing kept across await
+    assert not link.is_open
+
+
+async def test_link_down_at_start_retries(hass: HomeAssistant, simulator: Simulator) -> None:
+    """ConfigEntryNotReady (SETUP_RETRY) when nothing answers at setup."""
+    entry = await entry_for(simulator)
+    await simulator.stop()
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_RETRY

@@ -1,11 +1,273 @@
-"""Config flow for lfp_bms."""
+"""Config flow: choose the link, detect what is on it (with progress), confirm; USB discovery; reconfigure; options."""
 
-from homeassistant.config_entries import ConfigFlow
+import asyncio
+import logging
+import math
+from typing import Any
 
-from .const import DOMAIN
+import probatio
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import callback
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SerialPortSelector,
+    TextSelector,
+)
+from homeassistant.helpers.service_info.usb import UsbServiceInfo
+
+from .bms.detect import DetectionResult, NoBatteryFoundError, detect
+from .bms.frame import BmsError
+from .bms.transport import SerialLink
+from .const import (
+    CONF_ALLOW_CONTROL,
+    CONF_CELL_ENTITIES,
+    CONF_DEVICE,
+    CONF_INVERT_CURRENT,
+    CONF_SCAN_INTERVAL,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+    MAX_SCAN_INTERVAL,
+    MIN_SCAN_INTERVAL,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+CONF_SERIAL = "serial"
+CONF_REFRESH_S = "refresh_s"
+DEFAULT_BRIDGE_PORT = 8899
+
+SERIAL_SCHEMA = probatio.Schema({probatio.Required(CONF_DEVICE): SerialPortSelector()})
+NETWORK_SCHEMA = probatio.Schema(
+    {
+        probatio.Required(CONF_HOST): TextSelector(),
+        probatio.Required(CONF_PORT, default=DEFAULT_BRIDGE_PORT): NumberSelector(
+            NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX)
+        ),
+    }
+)
+#: Detection stages in order, for the progress bar.
+STAGES = ("baud", "protocol", "pack addresses", "identity", "first read")
+
+
+def network_url(host: str, port: float) -> str:
+    """URL of a transparent TCP serial bridge."""
+    host = host.strip()
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 literal
+    return f"socket://{host}:{int(port)}"
+
+
+def minimum_interval(refresh_s: float) -> int:
+    """Shortest poll interval the link sustains: one refresh plus a fifth of slack for retries."""
+    return max(MIN_SCAN_INTERVAL, math.ceil(refresh_s * 1.2))
 
 
 class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a battery link."""
 
     VERSION = 1
+
+    def __init__(self) -> None:
+        self._device: str | None = None
+        self._link_step = "serial"
+        self._detect_task: asyncio.Task[DetectionResult] | None = None
+        self._result: DetectionResult | None = None
+        self._error: str | None = None
+        self._stage = ""
+        self._usb_name = ""
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: Any) -> LfpBmsOptionsFlow:
+        """Options: poll interval, current sign, per-cell entities, control."""
+        return LfpBmsOptionsFlow()
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Pick the kind of link."""
+        return self.async_show_menu(step_id="user", menu_options=["serial", "network"])
+
+    async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A local serial port or an ESPHome serial proxy."""
+        return await self._link_form("serial", SERIAL_SCHEMA, user_input)
+
+    async def async_step_network(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A TCP serial bridge."""
+        return await self._link_form("network", NETWORK_SCHEMA, user_input)
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Move the same cluster to another port or bridge."""
+        return self.async_show_menu(step_id="reconfigure", menu_options=["reconfigure_serial", "reconfigure_network"])
+
+    async def async_step_reconfigure_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """New serial port for the configured cluster."""
+        return await self._link_form("reconfigure_serial", SERIAL_SCHEMA, user_input)
+
+    async def async_step_reconfigure_network(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """New bridge for the configured cluster."""
+        return await self._link_form("reconfigure_network", NETWORK_SCHEMA, user_input)
+
+    async def _link_form(
+        self, step_id: str, schema: probatio.Schema, user_input: dict[str, Any] | None
+    ) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if self._error is not None:
+            # Coming back from a failed detection: show why, keep what the user typed.
+            errors["base"], self._error = self._error, None
+        elif user_input is not None:
+            if CONF_DEVICE in user_input:
+                self._device = user_input[CONF_DEVICE].strip()
+            else:
+                self._device = network_url(user_input[CONF_HOST], user_input[CONF_PORT])
+            if self.source != SOURCE_RECONFIGURE:
+                # A loaded entry holds the port exclusively; probing it would only fail with EBUSY.
+                self._async_abort_entries_match({CONF_DEVICE: self._device})
+            self._link_step = step_id
+            return await self.async_step_detect()
+        suggested = user_input or (self._get_reconfigure_entry().data if self.source == SOURCE_RECONFIGURE else {})
+        return self.async_show_form(
+            step_id=step_id, data_schema=self.add_suggested_values_to_schema(schema, suggested), errors=errors
+        )
+
+    async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
+        """A USB serial adapter was plugged in. Nothing is sent to it before the user confirms."""
+        self._device = discovery_info.device
+        self._async_abort_entries_match({CONF_DEVICE: self._device})
+        await self.async_set_unique_id(f"usb_{discovery_info.vid}_{discovery_info.pid}_{discovery_info.serial_number}")
+        self._abort_if_unique_id_configured()
+        name = discovery_info.description or discovery_info.manufacturer or discovery_info.device
+        self.context["title_placeholders"] = {"name": name}
+        self._usb_name = name
+        return await self.async_step_usb_confirm()
+
+    async def async_step_usb_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask before probing the discovered port."""
+        if user_input is not None:
+            self._link_step = "serial"
+            return await self.async_step_detect()
+        self._set_confirm_only()
+        return self.async_show_form(step_id="usb_confirm", description_placeholders={"name": self._usb_name})
+
+    async def async_step_detect(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Run detection in the background and show its progress."""
+        if self._detect_task is None:
+            self._detect_task = self.hass.async_create_task(self._async_detect(), eager_start=False)
+        if not self._detect_task.done():
+            return self.async_show_progress(
+                step_id="detect",
+                progress_action="detect",
+                description_placeholders={"device": str(self._device), "stage": self._stage or "…"},
+                progress_task=self._detect_task,
+            )
+        task, self._detect_task = self._detect_task, None
+        try:
+            self._result = task.result()
+        except NoBatteryFoundError:
+            self._error = "no_battery_found"
+        except OSError, BmsError:
+            _LOGGER.debug("detection on %s failed", self._device, exc_info=True)
+            self._error = "cannot_connect"
+        if self._error is not None:
+            return self.async_show_progress_done(next_step_id=self._link_step)
+        return self.async_show_progress_done(next_step_id="confirm")
+
+    async def _async_detect(self) -> DetectionResult:
+        assert self._device is not None
+        link = SerialLink(self._device, connect_timeout=10.0)
+
+        def progress(stage: str) -> None:
+            self._stage = stage
+            done = next((i for i, s in enumerate(STAGES) if stage.startswith(s)), 0)
+            self.async_update_progress(done / len(STAGES))
+
+        try:
+            return await detect(link, progress=progress)
+        finally:
+            await link.close()
+
+    async def async_step_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show what was found; create (or, when reconfiguring, update) the entry."""
+        result = self._result
+        assert result is not None
+        assert self._device is not None
+        serial = result.identity.serial
+        unique_id = serial or self._device
+        if self.source == SOURCE_RECONFIGURE:
+            entry = self._get_reconfigure_entry()
+            if entry.data.get(CONF_SERIAL) is not None:
+                # A cluster identified by its master's serial must answer with the same serial on the new link.
+                await self.async_set_unique_id(unique_id)
+                self._abort_if_unique_id_mismatch(reason="wrong_device")
+            return self.async_update_reload_and_abort(entry, data_updates=self._entry_data(result))
+        await self.async_set_unique_id(unique_id, raise_on_progress=False)
+        self._abort_if_unique_id_configured(updates={CONF_DEVICE: self._device})
+        if user_input is not None:
+            title = result.identity.model or f"{result.config.protocol} battery"
+            return self.async_create_entry(title=title, data=self._entry_data(result))
+        config = result.config
+        return self.async_show_form(
+            step_id="confirm",
+            description_placeholders={
+                "packs": str(len(config.addresses)),
+                "protocol": str(config.protocol),
+                "baudrate": str(config.baudrate),
+                "device": self._device,
+                "model": result.identity.model or "-",
+                "serial": serial or "-",
+                "addresses": ", ".join(str(a) for a in config.addresses),
+                "strategy": str(config.strategy),
+            },
+        )
+
+    def _entry_data(self, result: DetectionResult) -> dict[str, Any]:
+        return {
+            CONF_DEVICE: self._device,
+            CONF_SERIAL: result.identity.serial,
+            CONF_REFRESH_S: round(result.refresh_s, 3),
+            **result.config.as_dict(),
+        }
+
+
+class LfpBmsOptionsFlow(OptionsFlowWithReload):
+    """Options of one link; the entry reloads when they change."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form with every option."""
+        minimum = minimum_interval(float(self.config_entry.data.get(CONF_REFRESH_S, 0.0)))
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if user_input[CONF_SCAN_INTERVAL] < minimum:
+                errors[CONF_SCAN_INTERVAL] = "interval_too_short"
+            else:
+                user_input[CONF_SCAN_INTERVAL] = int(user_input[CONF_SCAN_INTERVAL])
+                return self.async_create_entry(data=user_input)
+        schema = probatio.Schema(
+            {
+                probatio.Required(CONF_SCAN_INTERVAL, default=max(DEFAULT_SCAN_INTERVAL, minimum)): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_SCAN_INTERVAL,
+                        max=MAX_SCAN_INTERVAL,
+                        step=1,
+                        unit_of_measurement="s",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
+                probatio.Required(CONF_INVERT_CURRENT, default=False): BooleanSelector(),
+                probatio.Required(CONF_CELL_ENTITIES, default=False): BooleanSelector(),
+                probatio.Required(CONF_ALLOW_CONTROL, default=False): BooleanSelector(),
+            }
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or self.config_entry.options),
+            errors=errors,
+            description_placeholders={"minimum": str(minimum)},
+        )
