@@ -7,3 +7,8 @@ import pytest
 @pytest.fixture(autouse=True)
 def _enable_sockets(socket_enabled: None) -> None:
     """Allow loopback sockets in every library test."""
+
+
+@pytest.fixture
+def auto_enable_custom_integrations() -> None:
+    """The library tests need no Home Assistant instance: override the HA tests' autouse fixture."""
