@@ -122,14 +122,18 @@ class ClusterClient:
             adr = address if bus else self.config.master_address
             try:
                 analog_reply = await self.link.exchange(self.driver.analog_request(adr, address))
-                analogs += self._only(self.driver.decode_analog(analog_reply), address)
+                analog = self._only(self.driver.decode_analog(analog_reply), address)
                 status_reply = await self.link.exchange(self.driver.status_request(adr, address))
-                statuses += self._only(self.driver.decode_status(status_reply), address)
+                status = self._only(self.driver.decode_status(status_reply), address)
             except BmsError as err:
                 # One silent or garbled pack must not take the others down with it.
                 _LOGGER.debug("pack %s: %s", address, err)
                 errors[address] = type(err).__name__
                 last_error = err
+                continue
+            # Appended together only: _assemble pairs records with addresses by position.
+            analogs += analog
+            statuses += status
         if last_error is not None and len(errors) == len(self.config.addresses):
             raise last_error
         return self._assemble(analogs, statuses, errors)

@@ -15,7 +15,7 @@ from .frame import BmsError, Frame, RtnError, encode_frame
 from .models import ClusterState, PackIdentity
 from .pace import PaceDriver, decode_pack_count
 from .registry import make_driver
-from .transport import SerialLink, TransportError
+from .transport import LinkError, SerialLink
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,43 +80,58 @@ async def detect(
 ) -> DetectionResult:
     """Probe `link` (opened here at each baud) and return what answers. Raises NoBatteryFoundError or LinkError."""
     report = progress or (lambda stage: None)
-    async with asyncio.timeout(timeout):
-        for baud in bauds:
-            report(f"baud {baud}")
-            await link.set_baudrate(baud)
-            found = await _probe_protocol(link)
-            if found is None:
-                continue
-            probe, reply = found
-            protocol = _classify(probe, reply)
-            if protocol is None:
-                _LOGGER.debug("answer at %s baud not understood: %s", baud, reply.raw)
-                continue
-            report(f"protocol {protocol}")
-            driver = make_driver(protocol, ver=reply.ver, cid1=reply.cid1)
-            report("pack addresses")
-            config = await _find_packs(link, driver, probe.adr, baud)
-            client = ClusterClient(link, driver, config)
-            report("identity")
-            identity = await client.read_identity(config.master_address)
-            report("first read")
-            started = time.monotonic()
-            state = await client.read_all()
-            return DetectionResult(config=config, identity=identity, state=state, refresh_s=time.monotonic() - started)
+    found: list[ProtocolName] = []
+    try:
+        async with asyncio.timeout(timeout):
+            return await _detect(link, bauds, report, found)
+    except TimeoutError:
+        if found:
+            raise  # a battery answered but a later stage hung: a link problem, not "no battery"
+        raise NoBatteryFoundError(f"no battery answered within {timeout} s") from None
+
+
+async def _detect(
+    link: SerialLink, bauds: Sequence[int], report: Progress, found: list[ProtocolName]
+) -> DetectionResult:
+    for baud in bauds:
+        report(f"baud {baud}")
+        await link.set_baudrate(baud)
+        answer = await _probe_protocol(link)
+        if answer is None:
+            continue
+        probe, reply, protocol = answer
+        found.append(protocol)
+        report(f"protocol {protocol}")
+        driver = make_driver(protocol, ver=reply.ver, cid1=reply.cid1)
+        report("pack addresses")
+        config = await _find_packs(link, driver, probe.adr, baud)
+        client = ClusterClient(link, driver, config)
+        report("identity")
+        identity = await client.read_identity(config.master_address)
+        report("first read")
+        started = time.monotonic()
+        state = await client.read_all()
+        return DetectionResult(config=config, identity=identity, state=state, refresh_s=time.monotonic() - started)
     raise NoBatteryFoundError("no battery answered at " + ", ".join(str(b) for b in bauds) + " baud")
 
 
-async def _probe_protocol(link: SerialLink) -> tuple[Probe, Frame] | None:
+async def _probe_protocol(link: SerialLink) -> tuple[Probe, Frame, ProtocolName] | None:
+    """The first probe whose answer a family decodes. A refusal (e.g. RTN 01 from a VER 0x20 pack to a VER 0x25
+    probe) or an undecodable answer only proves that something is there: the later probes find out what."""
     # A sleeping pack may swallow the first frame after a quiet period (seed 003: sleep after 5 min without
     # traffic); the first probe is therefore tried twice.
     for index, probe in enumerate((PROBES[0], *PROBES)):
         try:
-            return probe, await link.exchange(probe.frame(), timeout=PROBE_TIMEOUT)
-        except RtnError as err:
-            if err.frame is not None:
-                return probe, err.frame
-        except TransportError as err:
+            reply = await link.exchange(probe.frame(), timeout=PROBE_TIMEOUT)
+        except LinkError:
+            raise  # the port itself failed: no probe can succeed
+        except BmsError as err:
             _LOGGER.debug("probe %s: %s", index, err)
+            continue
+        protocol = _classify(probe, reply)
+        if protocol is not None:
+            return probe, reply, protocol
+        _LOGGER.debug("probe %s: answer not understood: %s", index, reply.raw)
     return None
 
 
@@ -191,4 +206,7 @@ async def _scan_bus(link: SerialLink, driver: ProtocolDriver, first: int) -> lis
             continue
         else:
             found.append(address)
+    if driver.name is ProtocolName.PACE25 and 0 in found and len(found) > 1:
+        # PACE answers ADR 00 as "whoever is connected" (captures.md A.2): the same pack as a numbered one.
+        found.remove(0)
     return sorted(found)
