@@ -6,24 +6,40 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .const import CONF_ADDRESSES, CONF_LINK, DOMAIN, LINK_CAN
 
 if TYPE_CHECKING:
     from .coordinator import LfpBmsConfigEntry
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-PLATFORMS: list[Platform] = [Platform.SENSOR]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up the integration-wide parts (service actions)."""
+    from .services import async_setup_services
+
+    async_setup_services(hass)
     return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bool:
     """Set up one battery link: open it, read the cluster once, create the hub device, forward platforms."""
+    if entry.data.get(CONF_LINK) == LINK_CAN:
+        from .can_coordinator import async_setup_can_entry
+
+        return await async_setup_can_entry(hass, entry)  # type: ignore[arg-type]  # runtime_data is the CAN coordinator
     # Imported here, not at module level: importing the pure protocol library (custom_components.lfp_bms.bms,
     # e.g. by its CLI) runs this package's __init__, which must stay light.
     from .coordinator import LfpBmsCoordinator
@@ -48,4 +64,36 @@ async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bo
 
 async def async_unload_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bool:
     """Unload one battery link (the link is closed by the coordinator's shutdown)."""
+    if entry.data.get(CONF_LINK) == LINK_CAN:
+        from .can_coordinator import CAN_PLATFORMS
+
+        return await hass.config_entries.async_unload_platforms(entry, CAN_PLATFORMS)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: LfpBmsConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let the user delete a pack device that does not answer now (a pack taken out); never the cluster hub."""
+    from .coordinator import LfpBmsCoordinator
+    from .entity import cluster_identifier, pack_identifier
+
+    coordinator = getattr(entry, "runtime_data", None)
+    if not isinstance(coordinator, LfpBmsCoordinator):
+        return False  # not loaded (or a CAN entry): nothing tells whether the pack is there
+    identifiers = {value for domain, value in device.identifiers if domain == DOMAIN}
+    if cluster_identifier(coordinator) in identifiers:
+        return False
+    packs = coordinator.data.cluster.packs if coordinator.data is not None else {}
+    return not any(
+        pack_identifier(coordinator, address) in identifiers and reading.online for address, reading in packs.items()
+    )
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> None:
+    """Drop the entry's repair issues with it (they otherwise only go when the link or pack answers)."""
+    from .coordinator import link_down_issue_id, pack_missing_issue_id
+
+    ir.async_delete_issue(hass, DOMAIN, link_down_issue_id(entry.entry_id))
+    for address in entry.data.get(CONF_ADDRESSES, ()):
+        ir.async_delete_issue(hass, DOMAIN, pack_missing_issue_id(entry.entry_id, int(address)))

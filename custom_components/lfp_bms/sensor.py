@@ -26,7 +26,8 @@ from homeassistant.helpers.typing import StateType
 
 from .bms.energy import EnergyTotals
 from .bms.models import ClusterSummary, OperatingState, PackAnalog, PackReading
-from .const import CONF_CELL_ENTITIES
+from .const import CONF_CELL_ENTITIES, CONF_LINK, LINK_CAN
+from .control_entity import clock_sensors
 from .coordinator import CLUSTER, LfpBmsConfigEntry, LfpBmsCoordinator
 from .entity import LfpBmsEntity
 
@@ -87,7 +88,7 @@ def _mv_to_v(mv: int | None) -> float | None:
 
 
 CLUSTER_SENSORS: tuple[ClusterSensorDescription, ...] = (
-    ClusterSensorDescription(key="soc", value_fn=lambda s: s.soc_pct, **SOC),
+    ClusterSensorDescription(key="soc", translation_key="soc", value_fn=lambda s: s.soc_pct, **SOC),
     ClusterSensorDescription(key="voltage", translation_key="voltage", value_fn=lambda s: s.voltage_v, **VOLTAGE),
     ClusterSensorDescription(
         key="current", translation_key="current", value_fn=lambda s: s.current_a, signed=True, **CURRENT
@@ -144,7 +145,7 @@ CLUSTER_SENSORS: tuple[ClusterSensorDescription, ...] = (
 )
 
 PACK_SENSORS: tuple[PackSensorDescription, ...] = (
-    PackSensorDescription(key="soc", value_fn=lambda r, a: round(a.soc_pct, 1), **SOC),
+    PackSensorDescription(key="soc", translation_key="soc", value_fn=lambda r, a: round(a.soc_pct, 1), **SOC),
     PackSensorDescription(
         key="soh",
         translation_key="soh",
@@ -181,7 +182,8 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         translation_key="design_capacity",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda r, a: a.design_ah,
-        **CAPACITY,
+        # A constant: no statistics.
+        **{**CAPACITY, "state_class": None},
     ),
     PackSensorDescription(
         key="cycles",
@@ -265,6 +267,11 @@ async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Create the sensors of the cluster and of every expected pack."""
+    if entry.data.get(CONF_LINK) == LINK_CAN:
+        from .can_sensor import async_setup_can_sensors
+
+        await async_setup_can_sensors(hass, entry, async_add_entities)
+        return
     coordinator = entry.runtime_data
     entities: list[SensorEntity] = [ClusterSensor(coordinator, d) for d in CLUSTER_SENSORS]
     entities += [EnergySensor(coordinator, CLUSTER, charged) for charged in (True, False)]
@@ -283,6 +290,7 @@ async def async_setup_entry(
                 CellTemperatureSensor(coordinator, address, sensor)
                 for sensor in range(1, len(analog.cell_temperatures_c) + 1)
             ]
+    entities += clock_sensors(coordinator)  # BMS clock and drift, only with control allowed
     async_add_entities(entities)
 
 
@@ -370,13 +378,15 @@ class CellVoltageSensor(LfpBmsEntity, SensorEntity):
 
 
 class CellTemperatureSensor(LfpBmsEntity, SensorEntity):
-    """One cell temperature sensor (T1..Tn of the pack)."""
+    """One cell temperature sensor (T1..Tn of the pack); disabled by default, the pack's highest is enabled."""
 
     def __init__(self, coordinator: LfpBmsCoordinator, address: int, sensor: int) -> None:
         description = SensorEntityDescription(
             key=f"cell_temperature_{sensor}",
             translation_key="cell_temperature",
             translation_placeholders={"sensor": str(sensor)},
+            entity_category=EntityCategory.DIAGNOSTIC,
+            entity_registry_enabled_default=False,
             **TEMPERATURE,
         )
         super().__init__(coordinator, description, address)
@@ -427,11 +437,9 @@ class EnergySensor(LfpBmsEntity, RestoreSensor):
 
     @property
     def native_value(self) -> float:
-        """The running total."""
-        totals = self.coordinator.data.energy.get(self.series)
-        if totals is None:
-            totals = self.coordinator.energy_integrator(self.series).totals
-        return _total(totals, self.charged)
+        """The running total, read from the integrator itself: the poll's snapshot predates the restore, and
+        writing it after a restart would drop the total to 0 (a meter reset: the statistics would count it twice)."""
+        return _total(self.coordinator.energy_integrator(self.series).totals, self.charged)
 
     def _state_key(self) -> tuple[Any, ...]:
         return (self.available, self.native_value)

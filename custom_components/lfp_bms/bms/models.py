@@ -119,6 +119,30 @@ FAULT_ABBREVIATIONS: Mapping[Fault, str] = {
 }
 
 
+class AlarmLevel(StrEnum):
+    """Severity of an active flag: the BMS acted on it (protection), only warns, or reports broken hardware."""
+
+    PROTECTION = "protection"
+    WARNING = "warning"
+    FAULT = "fault"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Alarm:
+    """One active flag of a pack: a Condition at protection or warning level, or a Fault."""
+
+    level: AlarmLevel
+    flag: Condition | Fault
+
+    @property
+    def abbreviation(self) -> str:
+        """The manuals' short name (the same condition is OVP as a protection and OV as a warning)."""
+        if isinstance(self.flag, Fault):
+            return FAULT_ABBREVIATIONS[self.flag]
+        table = PROTECTION_ABBREVIATIONS if self.level is AlarmLevel.PROTECTION else WARNING_ABBREVIATIONS
+        return table[self.flag]
+
+
 class OperatingState(StrEnum):
     """One word for what a pack is doing, for an enum sensor."""
 
@@ -247,6 +271,15 @@ class PackStatus:
     def balancing(self) -> bool:
         """True while any cell is being balanced."""
         return bool(self.balancing_cells)
+
+    @property
+    def alarms(self) -> frozenset[Alarm]:
+        """Every active flag at every level."""
+        return frozenset(
+            [Alarm(AlarmLevel.PROTECTION, c) for c in self.protections]
+            + [Alarm(AlarmLevel.WARNING, c) for c in self.warnings]
+            + [Alarm(AlarmLevel.FAULT, f) for f in self.faults]
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
