@@ -1,9 +1,11 @@
 """Config flow: choose the link, detect what is on it (with progress), confirm; USB discovery; reconfigure; options."""
 
 import asyncio
+import errno
 import logging
 import math
 from typing import Any
+from urllib.parse import urlsplit
 
 import probatio
 from homeassistant.config_entries import (
@@ -14,6 +16,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -24,9 +27,11 @@ from homeassistant.helpers.selector import (
 )
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 
+from .bms.can import CanState
 from .bms.detect import DetectionResult, NoBatteryFoundError, detect
 from .bms.frame import BmsError
-from .bms.transport import SerialLink
+from .bms.transport import LinkError, SerialLink
+from .can_flow import CAN_SCHEMA, can_link_config, can_title, check_can_input, confirm_placeholders, listen
 from .const import (
     CONF_ALLOW_CONTROL,
     CONF_CELL_ENTITIES,
@@ -66,6 +71,22 @@ def network_url(host: str, port: float) -> str:
     return f"socket://{host}:{int(port)}"
 
 
+def link_fields(device: str) -> dict[str, Any]:
+    """Form values that produce `device` again: host and port of a bridge URL, else the port itself."""
+    url = urlsplit(device)
+    if url.scheme == "socket" and url.hostname:
+        try:
+            return {CONF_HOST: url.hostname, CONF_PORT: url.port or DEFAULT_BRIDGE_PORT}
+        except ValueError:  # a port out of range: let the user see the whole URL
+            pass
+    return {CONF_DEVICE: device}
+
+
+def port_in_use(err: BaseException) -> bool:
+    """The port exists but another program or entry holds it (serialx opens exclusively, ha-practices P15)."""
+    return isinstance(err, LinkError) and isinstance(err.__cause__, OSError) and err.__cause__.errno == errno.EBUSY
+
+
 def minimum_interval(refresh_s: float) -> int:
     """Shortest poll interval the link sustains: one refresh plus a fifth of slack for retries."""
     return max(MIN_SCAN_INTERVAL, math.ceil(refresh_s * 1.2))
@@ -84,6 +105,9 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         self._error: str | None = None
         self._stage = ""
         self._usb_name = ""
+        #: What the link form shows again after a failed detection (the user's input, or the discovered port).
+        self._link_input: dict[str, Any] = {}
+        self._can: tuple[dict[str, Any], CanState] | None = None
 
     @staticmethod
     @callback
@@ -93,7 +117,7 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Pick the kind of link."""
-        return self.async_show_menu(step_id="user", menu_options=["serial", "network"])
+        return self.async_show_menu(step_id="user", menu_options=["serial", "network", "can"])
 
     async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """A local serial port or an ESPHome serial proxy."""
@@ -127,25 +151,37 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._device = user_input[CONF_DEVICE].strip()
             else:
                 self._device = network_url(user_input[CONF_HOST], user_input[CONF_PORT])
-            if self.source != SOURCE_RECONFIGURE:
-                # A loaded entry holds the port exclusively; probing it would only fail with EBUSY.
-                self._async_abort_entries_match({CONF_DEVICE: self._device})
+            # A loaded entry holds the port exclusively; probing it would only fail with EBUSY. When
+            # reconfiguring, only the other entries count: the entry itself may stay on its port.
+            self._abort_if_device_used()
+            self._link_input = user_input
             self._link_step = step_id
             return await self.async_step_detect()
-        suggested = user_input or (self._get_reconfigure_entry().data if self.source == SOURCE_RECONFIGURE else {})
+        suggested = self._link_input
+        if not suggested and self.source == SOURCE_RECONFIGURE:
+            # The schema picks what fits: the URL for the serial form, host and port for the bridge form.
+            device = self._get_reconfigure_entry().data[CONF_DEVICE]
+            suggested = {CONF_DEVICE: device, **link_fields(device)}
         return self.async_show_form(
             step_id=step_id, data_schema=self.add_suggested_values_to_schema(schema, suggested), errors=errors
         )
 
+    def _abort_if_device_used(self) -> None:
+        own = self._get_reconfigure_entry().entry_id if self.source == SOURCE_RECONFIGURE else None
+        for entry in self._async_current_entries(include_ignore=False):
+            if entry.entry_id != own and entry.data.get(CONF_DEVICE) == self._device:
+                raise AbortFlow("already_configured")
+
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
         """A USB serial adapter was plugged in. Nothing is sent to it before the user confirms."""
         self._device = discovery_info.device
-        self._async_abort_entries_match({CONF_DEVICE: self._device})
+        self._abort_if_device_used()
         await self.async_set_unique_id(f"usb_{discovery_info.vid}_{discovery_info.pid}_{discovery_info.serial_number}")
         self._abort_if_unique_id_configured()
         name = discovery_info.description or discovery_info.manufacturer or discovery_info.device
         self.context["title_placeholders"] = {"name": name}
         self._usb_name = name
+        self._link_input = {CONF_DEVICE: self._device}
         return await self.async_step_usb_confirm()
 
     async def async_step_usb_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -172,9 +208,9 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
             self._result = task.result()
         except NoBatteryFoundError:
             self._error = "no_battery_found"
-        except OSError, BmsError:
+        except (OSError, BmsError) as err:
             _LOGGER.debug("detection on %s failed", self._device, exc_info=True)
-            self._error = "cannot_connect"
+            self._error = "port_in_use" if port_in_use(err) else "cannot_connect"
         if self._error is not None:
             return self.async_show_progress_done(next_step_id=self._link_step)
         return self.async_show_progress_done(next_step_id="confirm")
@@ -202,11 +238,17 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         unique_id = serial or self._device
         if self.source == SOURCE_RECONFIGURE:
             entry = self._get_reconfigure_entry()
+            await self.async_set_unique_id(unique_id, raise_on_progress=False)
             if entry.data.get(CONF_SERIAL) is not None:
                 # A cluster identified by its master's serial must answer with the same serial on the new link.
-                await self.async_set_unique_id(unique_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_device")
-            return self.async_update_reload_and_abort(entry, data_updates=self._entry_data(result))
+            elif any(
+                other.unique_id == unique_id and other.entry_id != entry.entry_id
+                for other in self._async_current_entries(include_ignore=False)
+            ):
+                raise AbortFlow("already_configured")
+            # Without a serial the id is the link and moves with it: the old port may carry another cluster later.
+            return self.async_update_reload_and_abort(entry, unique_id=unique_id, data_updates=self._entry_data(result))
         await self.async_set_unique_id(unique_id, raise_on_progress=False)
         self._abort_if_unique_id_configured(updates={CONF_DEVICE: self._device})
         if user_input is not None:
@@ -234,6 +276,32 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
             CONF_REFRESH_S: round(result.refresh_s, 3),
             **result.config.as_dict(),
         }
+
+    async def async_step_can(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A CAN adapter on the inverter bus: open it and listen (bounded) for the battery's broadcast."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            config = can_link_config(user_input)
+            errors = check_can_input(config)
+            if not errors:
+                await self.async_set_unique_id(f"can_{config.interface}_{config.channel}")
+                self._abort_if_unique_id_configured()
+                state, error = await listen(self.hass, config)
+                if error is None:
+                    self._can = (config.as_dict(), state)
+                    return await self.async_step_can_confirm()
+                errors["base"] = error
+        return self.async_show_form(
+            step_id="can", data_schema=self.add_suggested_values_to_schema(CAN_SCHEMA, user_input or {}), errors=errors
+        )
+
+    async def async_step_can_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show what was heard; create the entry."""
+        assert self._can is not None
+        data, state = self._can
+        if user_input is not None:
+            return self.async_create_entry(title=can_title(state), data=data)
+        return self.async_show_form(step_id="can_confirm", description_placeholders=confirm_placeholders(data, state))
 
 
 class LfpBmsOptionsFlow(OptionsFlowWithReload):

@@ -32,3 +32,24 @@ SLOW_READ_INTERVAL: Final = timedelta(hours=1)
 ENERGY_MAX_GAP_INTERVALS: Final = 3
 #: A link down this long raises a repair issue.
 LINK_DOWN_REPAIR_AFTER: Final = timedelta(minutes=5)
+#: A configured pack that missed this many polls in a row (with the link up) raises a repair issue.
+PACK_MISSING_REPAIR_POLLS: Final = 30
+
+# CAN link (Pylon LV CAN through python-can). entry.data = {"link": "can", interface, channel, bitrate, ...}.
+CONF_LINK: Final = "link"
+LINK_CAN: Final = "can"
+CONF_INTERFACE: Final = "interface"
+CONF_CHANNEL: Final = "channel"
+CONF_BITRATE: Final = "bitrate"
+CONF_LISTEN_ONLY: Final = "listen_only"
+CONF_KEEP_ALIVE: Final = "keep_alive"
+DEFAULT_CAN_BITRATE: Final = 500_000
+CAN_BITRATES: Final = (500_000, 250_000, 125_000)
+#: The battery broadcasts about once a second; entities are updated at most this often.
+CAN_PUBLISH_INTERVAL: Final = timedelta(seconds=1)
+#: No complete frame set for this long: the CAN entities become unavailable.
+CAN_SILENCE_TIMEOUT: Final = timedelta(seconds=5)
+#: How long setup and the config flow listen for the battery's frames.
+CAN_LISTEN_TIMEOUT: Final = timedelta(seconds=5)
+#: Inverter keep-alive period (0x305).
+CAN_KEEP_ALIVE_INTERVAL: Final = timedelta(seconds=1)
