@@ -4,20 +4,25 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .bms.client import ClusterClient, LinkConfig
+from .bms.control import GROUPS, PaceControl
+from .bms.driver import ProtocolName
 from .bms.energy import EnergyIntegrator, EnergyTotals
 from .bms.frame import BmsError
 from .bms.models import ClusterState, PackIdentity
+from .bms.pace_params import ParameterGroup
 from .bms.registry import make_driver
 from .bms.transport import SerialLink
 from .const import (
+    CONF_ALLOW_CONTROL,
     CONF_DEVICE,
     CONF_INVERT_CURRENT,
     CONF_SCAN_INTERVAL,
@@ -25,6 +30,7 @@ from .const import (
     DOMAIN,
     ENERGY_MAX_GAP_INTERVALS,
     LINK_DOWN_REPAIR_AFTER,
+    PACK_MISSING_REPAIR_POLLS,
     SLOW_READ_INTERVAL,
 )
 
@@ -36,12 +42,35 @@ CLUSTER = "cluster"
 type LfpBmsConfigEntry = ConfigEntry[LfpBmsCoordinator]
 
 
+def link_down_issue_id(entry_id: str) -> str:
+    """Repair issue: the link of this entry has been down for LINK_DOWN_REPAIR_AFTER."""
+    return f"link_down_{entry_id}"
+
+
+def pack_missing_issue_id(entry_id: str, address: int) -> str:
+    """Repair issue: a pack found at setup has stopped answering."""
+    return f"pack_missing_{entry_id}_{address}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BankData:
     """What every entity reads: the last cluster state plus the energy totals integrated so far."""
 
     cluster: ClusterState
     energy: Mapping[str | int, EnergyTotals] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReading:
+    """The BMS clock (naive local time, as the BMS keeps it) and Home Assistant's time when it was read."""
+
+    bms: datetime
+    host: datetime
+
+    @property
+    def drift_s(self) -> float:
+        """BMS clock minus Home Assistant's local time: positive = the BMS runs ahead."""
+        return (self.bms - dt_util.as_local(self.host).replace(tzinfo=None)).total_seconds()
 
 
 class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
@@ -73,8 +102,19 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         self._energy: dict[str | int, EnergyIntegrator] = {}
         self._max_gap_s = interval * ENERGY_MAX_GAP_INTERVALS
         self._link_down_since: float | None = None
+        self._link_seen_up = False
+        #: Consecutive polls (with the link up) each configured pack has not answered.
+        self._missed_polls: dict[int, int] = {}
         #: Device registry id of the cluster hub, set by async_setup_entry before platforms load.
         self.cluster_device_id: str | None = None
+        #: Writes (switches, parameters, clock, shutdown) are offered only with this option on.
+        self.control_allowed = bool(entry.options.get(CONF_ALLOW_CONTROL, False))
+        #: Confirmed writes and the reads they need (PACE only); the read-only services use it with control off.
+        self.control = PaceControl(self.client) if self.link_config.protocol is ProtocolName.PACE25 else None
+        #: Parameter groups and clock of each writable pack, read at setup and hourly (with control only).
+        self.parameters: dict[int, dict[type[ParameterGroup], ParameterGroup]] = {}
+        self.clocks: dict[int, ClockReading] = {}
+        self._settings_read_at = 0.0
 
     def energy_integrator(self, key: str | int) -> EnergyIntegrator:
         """The integrator of one series (created on first use, so restored totals can be fed in early)."""
@@ -93,6 +133,33 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
                 translation_placeholders={"error": str(err)},
             ) from err
         await self._read_identities()
+        if self.control_allowed:
+            await self.async_read_settings()
+
+    async def async_read_settings(self) -> None:
+        """Every parameter group and the clock of each writable pack; what a pack will not give is left out."""
+        if self.control is None:
+            return
+        for address in self.link_config.addresses:
+            if not self.link_config.writable(address):
+                continue
+            groups = self.parameters.setdefault(address, {})
+            for group_type in GROUPS.values():
+                try:
+                    groups[group_type] = await self.control.read_group(address, group_type)
+                except BmsError as err:
+                    _LOGGER.debug("pack %s: %s not read: %s", address, group_type.__name__, err)
+            await self.async_read_clock(address)
+        self._settings_read_at = time.monotonic()
+
+    async def async_read_clock(self, address: int) -> None:
+        """Read one pack's clock into `clocks` (kept as it was when the pack does not answer)."""
+        if self.control is None:
+            return
+        try:
+            self.clocks[address] = ClockReading(await self.control.read_clock(address), dt_util.utcnow())
+        except BmsError as err:
+            _LOGGER.debug("pack %s: clock not read: %s", address, err)
 
     async def _read_identities(self) -> None:
         for address in self.link_config.addresses:
@@ -115,8 +182,11 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
                 translation_placeholders={"error": str(err) or type(err).__name__},
             ) from err
         self._link_up()
+        self._track_missing_packs(state)
         if now - self._identity_read_at > SLOW_READ_INTERVAL.total_seconds():
             await self._read_identities()
+        if self.control_allowed and now - self._settings_read_at > SLOW_READ_INTERVAL.total_seconds():
+            await self.async_read_settings()
         return BankData(cluster=state, energy=self._integrate(state, now))
 
     def _integrate(self, state: ClusterState, now: float) -> dict[str | int, EnergyTotals]:
@@ -134,15 +204,16 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         return {key: integrator.totals for key, integrator in self._energy.items()}
 
     def _link_down(self, now: float) -> None:
-        for integrator in self._energy.values():
-            integrator.break_series()
+        # The energy series are not broken here: one lost poll (a corrupted frame) is bridged by the next sample,
+        # and a longer outage exceeds the integrators' max gap and is skipped there. Breaking on every failed
+        # poll lost two intervals of energy per failure (-20 % at 10 % failed polls, scripts/soak).
         if self._link_down_since is None:
             self._link_down_since = now
-        elif now - self._link_down_since >= LINK_DOWN_REPAIR_AFTER.total_seconds():
+        if now - self._link_down_since >= LINK_DOWN_REPAIR_AFTER.total_seconds():
             ir.async_create_issue(
                 self.hass,
                 DOMAIN,
-                f"link_down_{self.config_entry.entry_id}",
+                link_down_issue_id(self.config_entry.entry_id),
                 is_fixable=False,
                 severity=ir.IssueSeverity.ERROR,
                 translation_key="link_down",
@@ -150,9 +221,44 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
             )
 
     def _link_up(self) -> None:
-        if self._link_down_since is not None:
+        # The first good poll also clears an issue left over from before a reload.
+        if self._link_down_since is not None or not self._link_seen_up:
             self._link_down_since = None
-            ir.async_delete_issue(self.hass, DOMAIN, f"link_down_{self.config_entry.entry_id}")
+            self._link_seen_up = True
+            ir.async_delete_issue(self.hass, DOMAIN, link_down_issue_id(self.config_entry.entry_id))
+
+    def _track_missing_packs(self, state: ClusterState) -> None:
+        """Raise `pack_missing` for a configured pack silent for PACK_MISSING_REPAIR_POLLS polls; drop it when the
+        pack answers. Polls with the link down do not count (the link issue covers them)."""
+        entry = self.config_entry
+        expected = len(self.link_config.addresses)
+        for address in self.link_config.addresses:
+            reading = state.packs.get(address)
+            if reading is not None and reading.online:
+                # None: the first poll since setup; an issue may be left over from before a reload.
+                missed = self._missed_polls.get(address)
+                if missed is None or missed >= PACK_MISSING_REPAIR_POLLS:
+                    ir.async_delete_issue(self.hass, DOMAIN, pack_missing_issue_id(entry.entry_id, address))
+                self._missed_polls[address] = 0
+                continue
+            missed = self._missed_polls.get(address, 0) + 1
+            self._missed_polls[address] = missed
+            if missed == PACK_MISSING_REPAIR_POLLS:
+                ir.async_create_issue(
+                    self.hass,
+                    DOMAIN,
+                    pack_missing_issue_id(entry.entry_id, address),
+                    is_fixable=False,
+                    severity=ir.IssueSeverity.WARNING,
+                    translation_key="pack_missing",
+                    translation_placeholders={
+                        "title": entry.title,
+                        "address": str(address),
+                        "polls": str(missed),
+                        "online": str(state.summary.packs_online),
+                        "expected": str(expected),
+                    },
+                )
 
     async def async_shutdown(self) -> None:
         """Close the link with the coordinator."""
