@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .client import ClusterClient, LinkConfig
 from .driver import ALL_PACKS, ProtocolDriver, ProtocolName, Strategy
 from .family20 import classify_analog_reply
-from .frame import BmsError, Frame, RtnError, encode_frame
+from .frame import BmsError, Frame, Rtn, RtnError, encode_frame
 from .models import ClusterState, PackIdentity
 from .pace import PaceDriver, decode_pack_count
 from .registry import make_driver
@@ -167,7 +167,9 @@ async def _find_packs(link: SerialLink, driver: ProtocolDriver, adr: int, baud: 
             return config(Strategy.BROADCAST, range(first, first + records))
         if count > 1 and Strategy.RELAY in driver.strategies:
             return config(Strategy.RELAY, range(1, count + 1))
-    addresses = await _scan_bus(link, driver, adr)
+    addresses, refused = await _scan_bus(link, driver, adr)
+    if addresses == [adr] and (relayed := await _relayed(link, driver, adr, refused)):
+        return config(Strategy.RELAY, [adr, *relayed])
     return config(Strategy.BUS, addresses, master=addresses[0])
 
 
@@ -191,22 +193,43 @@ async def _broadcast_records(link: SerialLink, driver: ProtocolDriver, adr: int)
         return None
 
 
-async def _scan_bus(link: SerialLink, driver: ProtocolDriver, first: int) -> list[int]:
-    """Every address 0..15 (Pylon: 2..17) that answers an analog request, starting with the one found."""
+async def _scan_bus(link: SerialLink, driver: ProtocolDriver, first: int) -> tuple[list[int], list[int]]:
+    """Every address 0..15 (Pylon: 2..17) that answers an analog request, starting with the one found; and the
+    addresses refused with RTN 90 (ADR error): the listener knows them as another pack's, which is what the
+    master on a console link says of its slaves."""
     found = [first]
+    refused: list[int] = []
     base = 2 if driver.name is ProtocolName.PYLON else 0
     for address in range(base, base + MAX_ADDRESS + 1):
         if address == first:
             continue
         try:
             await link.exchange(driver.analog_request(address, address), timeout=SCAN_TIMEOUT)
-        except RtnError:
-            found.append(address)
+        except RtnError as err:
+            (refused if err.rtn == Rtn.ADR_ERROR else found).append(address)
         except BmsError:
             continue
         else:
             found.append(address)
-    if driver.name is ProtocolName.PACE25 and 0 in found and len(found) > 1:
-        # PACE answers ADR 00 as "whoever is connected" (captures.md A.2): the same pack as a numbered one.
+    if 0 in found and len(found) > 1 and (first != 0 or driver.name is ProtocolName.PACE25):
+        # ADR 00 reaches "whoever is connected" (captures.md A.2; EG4 on its console port too): the same pack as
+        # a numbered one. Only a Seplos bus numbers a real pack 0 (DIP 0), and then the probe at ADR 00 found it.
         found.remove(0)
-    return sorted(found)
+    return sorted(found), refused
+
+
+async def _relayed(link: SerialLink, driver: ProtocolDriver, master: int, candidates: Sequence[int]) -> list[int]:
+    """The refused addresses that the master relays (ADR = master, INFO = the pack; Seplos V2 on RS232). Only for
+    a protocol whose request names the pack: an EG4 request has no INFO, the ADR alone selects."""
+    relayed = []
+    for address in candidates:
+        request = driver.analog_request(master, address)
+        if request == driver.analog_request(master, master):
+            break
+        try:
+            records = driver.decode_analog(await link.exchange(request, timeout=SCAN_TIMEOUT))
+        except BmsError:
+            continue
+        if len(records) == 1:
+            relayed.append(address)
+    return relayed
