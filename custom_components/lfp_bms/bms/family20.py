@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import ClassVar
 
+from .codec import Reader
 from .driver import ALL_PACKS, Exchange, ProtocolDriver, ProtocolName, Strategy
 from .frame import Frame, FrameError, Rtn, RtnError
 from .models import Condition, Fault, PackAnalog, PackIdentity, PackStatus
@@ -54,51 +55,6 @@ class Cid2(IntEnum):
 
 # --------------------------------------------------------------------------------------------------------------
 # Byte-level reading and writing
-
-
-class _Reader:
-    """Sequential big-endian reader over a payload; running out of bytes is a FrameError, never an IndexError."""
-
-    __slots__ = ("_data", "pos")
-
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self._data = data
-        self.pos = pos
-
-    @property
-    def remaining(self) -> int:
-        return len(self._data) - self.pos
-
-    def take(self, count: int) -> bytes:
-        if count < 0 or count > self.remaining:
-            raise FrameError(f"payload truncated at byte {self.pos}: need {count}, have {self.remaining}")
-        chunk = self._data[self.pos : self.pos + count]
-        self.pos += count
-        return chunk
-
-    def rest(self) -> bytes:
-        return self.take(self.remaining)
-
-    def uint(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "big")
-
-    def u8(self) -> int:
-        return self.uint(1)
-
-    def u16(self) -> int:
-        return self.uint(2)
-
-    def s16(self) -> int:
-        return int.from_bytes(self.take(2), "big", signed=True)
-
-    def u16s(self, count: int) -> tuple[int, ...]:
-        return tuple(self.u16() for _ in range(count))
-
-    def count(self, limit: int, what: str) -> int:
-        value = self.u8()
-        if value > limit:
-            raise FrameError(f"{what} count {value} exceeds {limit}")
-        return value
 
 
 def _uint(value: int, size: int, what: str) -> bytes:
@@ -291,7 +247,7 @@ class _PylonRecord:
         return choose_pylon_scale(self.cells, self.voltage, self.current, self.remaining, self.full)
 
 
-def _read_pylon_record(reader: _Reader) -> _PylonRecord:
+def _read_pylon_record(reader: Reader) -> _PylonRecord:
     cells = tuple(reader.s16() for _ in range(reader.count(MAX_CELLS, "cell")))
     temperatures = reader.u16s(reader.count(MAX_TEMPERATURES, "temperature"))
     current = reader.s16()
@@ -308,12 +264,12 @@ def _read_pylon_record(reader: _Reader) -> _PylonRecord:
     return _PylonRecord(cells, temperatures, current, voltage, remaining, user_defined, full, cycles)
 
 
-def _read_records[T](info: bytes, read: Callable[[_Reader], T]) -> tuple[int, list[T], bytes]:
+def _read_records[T](info: bytes, read: Callable[[Reader], T]) -> tuple[int, list[T], bytes]:
     """INFOFLAG, command/count byte, then records until the payload ends.
 
     Bytes after the last complete record that do not form another record are returned as the tail.
     """
-    reader = _Reader(info)
+    reader = Reader(info)
     reader.u8()  # INFOFLAG / DATA FLAG carries nothing we use
     command = reader.u8()
     records = [read(reader)]
@@ -431,7 +387,7 @@ class _PylonStatusRecord:
     raw: bytes
 
 
-def _read_pylon_status_record(reader: _Reader) -> _PylonStatusRecord:
+def _read_pylon_status_record(reader: Reader) -> _PylonStatusRecord:
     start = reader.pos
     cells = tuple(reader.take(reader.count(MAX_CELLS, "cell")))
     temperatures = tuple(reader.take(reader.count(MAX_TEMPERATURES, "temperature")))
@@ -564,7 +520,7 @@ class ManufacturerInfo:
 
 
 def decode_manufacturer_info(info: bytes) -> ManufacturerInfo:
-    reader = _Reader(info)
+    reader = Reader(info)
     name = _ascii(reader.take(10))
     major, minor = reader.take(2)
     return ManufacturerInfo(device_name=name, software_version=(major, minor), manufacturer=_ascii(reader.take(20)))
@@ -618,7 +574,7 @@ _SYSTEM_PARAMETER_KINDS = (_VOLT, _VOLT, _VOLT, _TEMP, _TEMP, _AMP, _VOLT, _VOLT
 _SYSTEM_PARAMETER_NAMES = tuple(PylonSystemParameters.__dataclass_fields__)
 
 
-def _read_quantity(reader: _Reader, kind: str) -> float:
+def _read_quantity(reader: Reader, kind: str) -> float:
     if kind == _VOLT:
         return reader.u16() / 1000
     if kind == _TEMP:
@@ -635,7 +591,7 @@ def _write_quantity(value: float, kind: str, what: str) -> bytes:
 
 
 def decode_pylon_system_parameters(info: bytes) -> PylonSystemParameters:
-    reader = _Reader(info)
+    reader = Reader(info)
     reader.u8()  # INFOFLAG
     values = {
         name: _read_quantity(reader, kind)
@@ -668,7 +624,7 @@ class PylonChargeManagement:
 
 
 def decode_pylon_charge_management(info: bytes) -> PylonChargeManagement:
-    reader = _Reader(info)
+    reader = Reader(info)
     address = reader.u8()
     charge_v, discharge_v = reader.u16() / 1000, reader.u16() / 1000
     charge_a, discharge_a = reader.s16() / 10, reader.s16() / 10
@@ -714,7 +670,7 @@ class PylonSerialNumber:
 
 
 def decode_pylon_serial_number(info: bytes) -> PylonSerialNumber:
-    reader = _Reader(info)
+    reader = Reader(info)
     return PylonSerialNumber(address=reader.u8(), serial=_ascii(reader.take(16)))
 
 
@@ -736,7 +692,7 @@ class PylonSoftwareVersion:
 
 
 def decode_pylon_software_version(info: bytes) -> PylonSoftwareVersion:
-    reader = _Reader(info)
+    reader = Reader(info)
     address = reader.u8()
     m1, m2 = reader.take(2)
     v1, v2, v3 = reader.take(3)
@@ -762,7 +718,7 @@ def _six_sensor_layout(temperatures: tuple[float, ...]) -> tuple[tuple[float, ..
 def decode_seplos_analog_info(info: bytes, adr: int) -> PackAnalog:
     """Seplos 0x42 (§1.10.2). The pack address is the echoed COMMAND GROUP; `adr` is unused (same on RS485)."""
     del adr
-    reader = _Reader(info)
+    reader = Reader(info)
     reader.u8()  # DATA FLAG
     address = reader.u8()
     cells = reader.u16s(reader.count(MAX_CELLS, "cell"))
@@ -900,7 +856,7 @@ class _CodeBlock:
     temperature_codes: tuple[int, ...]
 
 
-def _read_code_block(reader: _Reader, extra_temperatures: int = 0) -> _CodeBlock:
+def _read_code_block(reader: Reader, extra_temperatures: int = 0) -> _CodeBlock:
     reader.u8()  # DATA FLAG
     address = reader.u8()
     cells = tuple(reader.take(reader.count(MAX_CELLS, "cell")))
@@ -925,7 +881,7 @@ def _write_code_block(status: PackStatus, command: int, data_flag: int, extra_te
 def decode_seplos_status_info(info: bytes, adr: int) -> PackStatus:
     """Seplos 0x44 with its 20 custom bytes (§1.10.2); conditions come from the alarm events."""
     del adr
-    reader = _Reader(info)
+    reader = Reader(info)
     block = _read_code_block(reader)
     reader.take(2)  # current and total-voltage value codes; the alarm events carry the same, split by level
     custom = reader.u8()
@@ -1016,7 +972,7 @@ def decode_eg4_analog_info(info: bytes, adr: int) -> PackAnalog:
     The record's max/min cell voltage and temperature fields repeat what the cells and sensors say and are not
     kept (PackAnalog.cells has them). The pack address is the ADR the reply came from.
     """
-    reader = _Reader(info)
+    reader = Reader(info)
     reader.u8()  # DATA_FLAG
     reader.u8()  # PACK group
     cells = reader.u16s(reader.count(MAX_CELLS, "cell"))
@@ -1088,7 +1044,7 @@ _EG4_CAPACITY_EVENT: _ConditionBits = ((0, Condition.LOW_SOC, False),)
 
 def decode_eg4_status_info(info: bytes, adr: int) -> PackStatus:
     """EG4 0x44 (§1.10.3): N + 2 temperature codes, UD 0x09, then the event bytes."""
-    reader = _Reader(info)
+    reader = Reader(info)
     block = _read_code_block(reader, extra_temperatures=2)
     reader.take(2)  # pack current and pack voltage value codes; the events carry the same, split by level
     user_defined = reader.u8()
@@ -1153,7 +1109,7 @@ def encode_eg4_status_info(packs: Sequence[PackStatus], command: int, *, data_fl
 
 def decode_eg4_clock(info: bytes) -> datetime:
     """EG4 0x4D reply: 2-byte year, month, day, hour, minute, second (§1.10.3)."""
-    reader = _Reader(info)
+    reader = Reader(info)
     year = reader.u16()
     month, day, hour, minute, second = reader.take(5)
     try:
@@ -1195,7 +1151,7 @@ def classify_analog_reply(frame: Frame) -> ProtocolName | None:
     if frame.rtn != Rtn.OK:
         return None
     info = frame.info
-    reader = _Reader(info, 2)
+    reader = Reader(info, 2)
     try:
         cells = reader.count(MAX_CELLS, "cell")
         reader.take(2 * cells)

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import ClassVar
 
+from .codec import Reader
 from .driver import ALL_PACKS, Exchange, ProtocolDriver, ProtocolName, Strategy
 from .frame import Frame, FrameError, RtnError
 from .models import Condition, Fault, PackAnalog, PackIdentity, PackStatus
@@ -48,33 +49,6 @@ _PLAUSIBLE_CELL_MV = range(1000, 5001)
 # ---------------------------------------------------------------------------------------------------------------
 # Byte helpers
 # ---------------------------------------------------------------------------------------------------------------
-
-
-class _Reader:
-    """Bounds-checked big-endian reader; running off the end is a FrameError, never an IndexError."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data = data
-        self.pos = pos
-
-    def take(self, count: int) -> bytes:
-        end = self.pos + count
-        if end > len(self.data):
-            raise FrameError(f"INFO too short: need {end} bytes, have {len(self.data)}")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def s16(self) -> int:
-        return int.from_bytes(self.take(2), "big", signed=True)
 
 
 def _u8(value: int) -> bytes:
@@ -232,7 +206,7 @@ class _AnalogFixed:
 
 
 def _read_analog_fixed(data: bytes, pos: int) -> tuple[_AnalogFixed, int]:
-    rd = _Reader(data, pos)
+    rd = Reader(data, pos)
     cells = tuple(rd.u16() for _ in range(rd.u8()))
     temps = tuple(rd.u16() for _ in range(rd.u8()))
     fixed = _AnalogFixed(
@@ -539,7 +513,7 @@ class _StatusFixed:
 
 
 def _read_status_fixed(data: bytes, pos: int) -> tuple[_StatusFixed, int]:
-    rd = _Reader(data, pos)
+    rd = Reader(data, pos)
     cells = rd.take(rd.u8())
     temps = rd.take(rd.u8())
     charge_current, pack_voltage, discharge_current, protect_1, protect_2, system, control, fault = rd.take(8)
@@ -684,7 +658,7 @@ class Capacities:
 
     @classmethod
     def decode(cls, info: bytes) -> Capacities:
-        rd = _Reader(_exact(info, 6, "0xA6"))
+        rd = Reader(_exact(info, 6, "0xA6"))
         return cls(remaining_ah=rd.u16() / 100, full_ah=rd.u16() / 100, design_ah=rd.u16() / 100)
 
     def encode(self) -> bytes:
@@ -789,7 +763,7 @@ def decode_history(info: bytes) -> HistoryRecord | None:
     """0xA1 reply; an empty INFO means there are no more records (None)."""
     if not info:
         return None
-    rd = _Reader(info)
+    rd = Reader(info)
     timestamp = decode_clock(rd.take(6))
     cells = tuple(rd.u16() for _ in range(rd.u8()))
     temps = tuple(temperature_c(rd.u16()) for _ in range(rd.u8()))
