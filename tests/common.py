@@ -2,14 +2,14 @@
 
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.lfp_bms.bms.detect import detect
 from custom_components.lfp_bms.bms.simulator import Simulator
 from custom_components.lfp_bms.bms.transport import SerialLink
-from custom_components.lfp_bms.config_flow import CONF_REFRESH_S, CONF_SERIAL
-from custom_components.lfp_bms.const import CONF_DEVICE, DOMAIN
+from custom_components.lfp_bms.const import CONF_DEVICE, CONF_REFRESH_S, CONF_SERIAL, DOMAIN
 
 
 async def entry_for(sim: Simulator, options: dict[str, Any] | None = None) -> MockConfigEntry:
@@ -40,3 +40,8 @@ async def setup_entry(hass: HomeAssistant, sim: Simulator, options: dict[str, An
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
+
+
+def state_of(entry: ConfigEntry[Any]) -> ConfigEntryState:
+    """The entry's state, read through a call so that type checkers do not carry an earlier narrowing."""
+    return entry.state

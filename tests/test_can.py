@@ -309,3 +309,18 @@ async def test_flow_errors_then_success(hass: HomeAssistant, can_sim: CanSimulat
 def result_entry_id(hass: HomeAssistant) -> str:
     (entry,) = hass.config_entries.async_entries(DOMAIN)
     return entry.entry_id
+
+
+async def test_can_entry_has_no_options_and_no_reconfigure(hass: HomeAssistant) -> None:
+    """A CAN entry offers no (serial) options, and reconfigure aborts with a translated reason."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="PYLON CAN",
+        unique_id="can_virtual_none",
+        data={"link": "can", "interface": "virtual", "channel": "none", "bitrate": 500000},
+    )
+    entry.add_to_hass(hass)
+    assert not entry.supports_options
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_can"

@@ -21,13 +21,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import SerialLink
-from custom_components.lfp_bms.config_flow import CONF_REFRESH_S, CONF_SERIAL, link_fields, network_url
+from custom_components.lfp_bms.config_flow import link_fields, network_url
 from custom_components.lfp_bms.const import (
     CONF_ALLOW_CONTROL,
     CONF_CELL_ENTITIES,
     CONF_DEVICE,
     CONF_INVERT_CURRENT,
+    CONF_REFRESH_S,
     CONF_SCAN_INTERVAL,
+    CONF_SERIAL,
     DOMAIN,
 )
 

@@ -3,13 +3,13 @@
 import asyncio
 import errno
 import logging
-import math
 from typing import Any
 from urllib.parse import urlsplit
 
 import probatio
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
+    ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlowWithReload,
@@ -31,23 +31,25 @@ from .bms.can import CanState
 from .bms.detect import DetectionResult, NoBatteryFoundError, detect
 from .bms.frame import BmsError
 from .bms.transport import LinkError, SerialLink
+from .can_coordinator import is_can_entry
 from .can_flow import CAN_SCHEMA, can_link_config, can_title, check_can_input, confirm_placeholders, listen
 from .const import (
     CONF_ALLOW_CONTROL,
     CONF_CELL_ENTITIES,
     CONF_DEVICE,
     CONF_INVERT_CURRENT,
+    CONF_REFRESH_S,
     CONF_SCAN_INTERVAL,
+    CONF_SERIAL,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     MAX_SCAN_INTERVAL,
     MIN_SCAN_INTERVAL,
 )
+from .coordinator import minimum_interval
 
 _LOGGER = logging.getLogger(__name__)
 
-CONF_SERIAL = "serial"
-CONF_REFRESH_S = "refresh_s"
 DEFAULT_BRIDGE_PORT = 8899
 
 SERIAL_SCHEMA = probatio.Schema({probatio.Required(CONF_DEVICE): SerialPortSelector()})
@@ -87,11 +89,6 @@ def port_in_use(err: BaseException) -> bool:
     return isinstance(err, LinkError) and isinstance(err.__cause__, OSError) and err.__cause__.errno == errno.EBUSY
 
 
-def minimum_interval(refresh_s: float) -> int:
-    """Shortest poll interval the link sustains: one refresh plus a fifth of slack for retries."""
-    return max(MIN_SCAN_INTERVAL, math.ceil(refresh_s * 1.2))
-
-
 class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a battery link."""
 
@@ -115,6 +112,12 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         """Options: poll interval, current sign, per-cell entities, control."""
         return LfpBmsOptionsFlow()
 
+    @classmethod
+    @callback
+    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
+        """The options concern polling a serial link; a CAN entry listens and has none."""
+        return not is_can_entry(config_entry)
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Pick the kind of link."""
         return self.async_show_menu(step_id="user", menu_options=["serial", "network", "can"])
@@ -129,6 +132,8 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Move the same cluster to another port or bridge."""
+        if is_can_entry(self._get_reconfigure_entry()):
+            return self.async_abort(reason="reconfigure_can")
         return self.async_show_menu(step_id="reconfigure", menu_options=["reconfigure_serial", "reconfigure_network"])
 
     async def async_step_reconfigure_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:

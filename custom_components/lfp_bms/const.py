@@ -17,6 +17,10 @@ CONF_STRATEGY: Final = "strategy"
 CONF_HOST: Final = "host"
 CONF_PORT: Final = "port"
 
+#: Master pack serial (None when the protocol gives none) and the refresh time measured during detection.
+CONF_SERIAL: Final = "serial"
+CONF_REFRESH_S: Final = "refresh_s"
+
 # Options.
 CONF_SCAN_INTERVAL: Final = "scan_interval"
 CONF_INVERT_CURRENT: Final = "invert_current"

@@ -1,6 +1,7 @@
 """The coordinator: one per config entry (one link), polling the whole cluster through the ClusterClient."""
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,11 +26,13 @@ from .const import (
     CONF_ALLOW_CONTROL,
     CONF_DEVICE,
     CONF_INVERT_CURRENT,
+    CONF_REFRESH_S,
     CONF_SCAN_INTERVAL,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     ENERGY_MAX_GAP_INTERVALS,
     LINK_DOWN_REPAIR_AFTER,
+    MIN_SCAN_INTERVAL,
     PACK_MISSING_REPAIR_POLLS,
     SLOW_READ_INTERVAL,
 )
@@ -40,6 +43,11 @@ _LOGGER = logging.getLogger(__name__)
 CLUSTER = "cluster"
 
 type LfpBmsConfigEntry = ConfigEntry[LfpBmsCoordinator]
+
+
+def minimum_interval(refresh_s: float) -> int:
+    """Shortest poll interval the link sustains: one refresh plus a fifth of slack for retries."""
+    return max(MIN_SCAN_INTERVAL, math.ceil(refresh_s * 1.2))
 
 
 def link_down_issue_id(entry_id: str) -> str:
@@ -79,7 +87,11 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
     config_entry: LfpBmsConfigEntry
 
     def __init__(self, hass: HomeAssistant, entry: LfpBmsConfigEntry) -> None:
-        interval = entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
+        # Never faster than the link can read every pack, whatever the options say.
+        interval = max(
+            entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL),
+            minimum_interval(float(entry.data.get(CONF_REFRESH_S, 0.0))),
+        )
         super().__init__(
             hass,
             _LOGGER,

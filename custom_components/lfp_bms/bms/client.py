@@ -4,6 +4,7 @@ The client owns the order of exchanges on the half-duplex link (the transport se
 replies into one frozen ClusterState per refresh. It knows nothing about Home Assistant.
 """
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -93,6 +94,9 @@ class ClusterClient:
         self.link = link
         self.driver = driver
         self.config = config
+        #: Held by every multi-exchange sequence that must not interleave with another: a poll (read_all) and
+        #: each write with its read-back (control.PaceControl), so a poll never sees a half-applied change.
+        self.lock = asyncio.Lock()
 
     async def read_all(self) -> ClusterState:
         """Analog values and status of every expected pack, by the configured strategy.
@@ -100,16 +104,18 @@ class ClusterClient:
         A pack that does not answer gets a PackReading with `error` set; if no pack answers at all the
         underlying transport error (or ClusterError) propagates, so the caller can mark the link down.
         """
-        if self.config.strategy is Strategy.BROADCAST:
-            return await self._read_broadcast()
-        return await self._read_each()
+        async with self.lock:
+            if self.config.strategy is Strategy.BROADCAST:
+                return await self._read_broadcast()
+            return await self._read_each()
 
     async def _read_broadcast(self) -> ClusterState:
         master = self.config.master_address
         analog_frame = await self.link.exchange(self.driver.analog_request(master, ALL_PACKS))
-        analogs = self.driver.decode_analog(analog_frame)
+        # The selector makes a reply that answers another request (a late one) a FrameError, not a record.
+        analogs = self.driver.decode_analog(analog_frame, ALL_PACKS)
         status_frame = await self.link.exchange(self.driver.status_request(master, ALL_PACKS))
-        statuses = self.driver.decode_status(status_frame)
+        statuses = self.driver.decode_status(status_frame, ALL_PACKS)
         return self._assemble(analogs, statuses, {})
 
     async def _read_each(self) -> ClusterState:
@@ -122,9 +128,9 @@ class ClusterClient:
             adr = address if bus else self.config.master_address
             try:
                 analog_reply = await self.link.exchange(self.driver.analog_request(adr, address))
-                analog = self._only(self.driver.decode_analog(analog_reply), address)
+                analog = self._only(self.driver.decode_analog(analog_reply, address), address)
                 status_reply = await self.link.exchange(self.driver.status_request(adr, address))
-                status = self._only(self.driver.decode_status(status_reply), address)
+                status = self._only(self.driver.decode_status(status_reply, address), address)
             except BmsError as err:
                 # One silent or garbled pack must not take the others down with it.
                 _LOGGER.debug("pack %s: %s", address, err)

@@ -1,0 +1,90 @@
+"""Buttons of a writable pack: shut it down (0x9C), set its clock to Home Assistant's time, re-read parameters."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
+
+from .const import CONF_LINK, LINK_CAN
+from .control_entity import LfpBmsControlEntity, control_addresses, run_control
+from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
+
+PARALLEL_UPDATES = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackButtonDescription(ButtonEntityDescription):
+    """`press_fn` does the work for one pack."""
+
+    press_fn: Callable[[LfpBmsCoordinator, int], Awaitable[None]]
+
+
+async def _shutdown(coordinator: LfpBmsCoordinator, address: int) -> None:
+    if coordinator.control is not None:
+        await coordinator.control.shutdown(address)
+
+
+async def sync_clock(coordinator: LfpBmsCoordinator, address: int) -> None:
+    """Set the pack's clock to Home Assistant's local time and keep the clock read back."""
+    if coordinator.control is not None:
+        await coordinator.control.set_clock(address, dt_util.now().replace(tzinfo=None))
+        await coordinator.async_read_clock(address)
+        coordinator.async_update_listeners()
+
+
+async def _reread(coordinator: LfpBmsCoordinator, address: int) -> None:
+    # Every writable pack: one press re-reads what the entities of the whole link show.
+    await coordinator.async_read_settings()
+    coordinator.async_update_listeners()
+
+
+BUTTONS: tuple[PackButtonDescription, ...] = (
+    PackButtonDescription(
+        key="shutdown",
+        translation_key="shutdown",
+        entity_category=EntityCategory.CONFIG,
+        # Powers the pack down: never one click away unless the user enables it.
+        entity_registry_enabled_default=False,
+        press_fn=_shutdown,
+    ),
+    PackButtonDescription(
+        key="sync_clock", translation_key="sync_clock", entity_category=EntityCategory.CONFIG, press_fn=sync_clock
+    ),
+    PackButtonDescription(
+        key="reread_parameters",
+        translation_key="reread_parameters",
+        entity_category=EntityCategory.CONFIG,
+        press_fn=_reread,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Buttons of every writable pack, only with control allowed."""
+    if entry.data.get(CONF_LINK) == LINK_CAN:
+        return
+    coordinator = entry.runtime_data
+    async_add_entities(
+        PackButton(coordinator, description, address)
+        for address in control_addresses(coordinator)
+        for description in BUTTONS
+    )
+
+
+class PackButton(LfpBmsControlEntity, ButtonEntity):
+    """One action on a writable pack."""
+
+    entity_description: PackButtonDescription
+
+    def __init__(self, coordinator: LfpBmsCoordinator, description: PackButtonDescription, address: int) -> None:
+        super().__init__(coordinator, description, address)
+
+    async def async_press(self) -> None:
+        """Run the action; errors are translated."""
+        await run_control(self.address, self.entity_description.press_fn(self.coordinator, self.address))

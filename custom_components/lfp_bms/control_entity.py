@@ -1,0 +1,185 @@
+"""What the writing platforms (switch, select, number, button) and the services share.
+
+Control exists only with the entry's "allow control" option on, only on a PACE link, and only for the packs this
+link can write (the directly connected one, or every pack on an RS485 bus). Library errors become translated
+Home Assistant errors here: bad input → ServiceValidationError (nothing was sent), a refusal or a disagreeing
+read-back → HomeAssistantError naming the reason.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorEntityDescription, SensorStateClass
+from homeassistant.const import EntityCategory, UnitOfTime
+from homeassistant.core import callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.util import dt as dt_util
+
+from .bms.client import NotWritableError
+from .bms.control import CommandNotAllowedError, ControlRefusedError, PaceControl, ReadBackError, RefusalReason
+from .bms.frame import BmsError
+from .bms.models import ClusterState, PackStatus
+from .bms.pace_params import ParameterError, ParameterGroup
+from .const import DOMAIN
+from .coordinator import BankData, LfpBmsCoordinator
+from .entity import LfpBmsEntity
+
+_REFUSAL_KEYS = {
+    RefusalReason.BOTH_MOSFETS_OFF: "refused_both_mosfets_off",
+    RefusalReason.CURRENT_FLOWING: "refused_current_flowing",
+    RefusalReason.REFUSED: "refused",
+}
+
+
+def control_addresses(coordinator: LfpBmsCoordinator) -> list[int]:
+    """Packs that get control entities: none unless control is allowed on a PACE link; else the writable ones."""
+    if not coordinator.control_allowed or coordinator.control is None:
+        return []
+    return [a for a in coordinator.link_config.addresses if coordinator.link_config.writable(a)]
+
+
+def require_control(coordinator: LfpBmsCoordinator, *, write: bool) -> PaceControl:
+    """The control object, or a ServiceValidationError saying why there is none."""
+    if coordinator.control is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="control_unsupported",
+            translation_placeholders={"protocol": str(coordinator.link_config.protocol)},
+        )
+    if write and not coordinator.control_allowed:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="control_disabled",
+            translation_placeholders={"title": coordinator.config_entry.title},
+        )
+    return coordinator.control
+
+
+async def run_control[T](address: int, operation: Awaitable[T]) -> T:
+    """Await a library call and translate its errors."""
+    try:
+        return await operation
+    except NotWritableError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="not_writable",
+            translation_placeholders={"address": str(address)},
+        ) from err
+    except ParameterError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_parameter",
+            translation_placeholders={"field": err.field, "reason": err.reason, "error": str(err)},
+        ) from err
+    except CommandNotAllowedError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="command_not_allowed",
+            translation_placeholders={"cid2": f"0x{err.cid2:02X}"},
+        ) from err
+    except ControlRefusedError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key=_REFUSAL_KEYS[err.reason],
+            translation_placeholders={"address": str(address), "what": err.what, "rtn": f"0x{err.rtn:02X}"},
+        ) from err
+    except ReadBackError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="readback_mismatch",
+            translation_placeholders={
+                "address": str(address),
+                "what": err.what,
+                "expected": str(err.expected),
+                "actual": str(err.actual),
+            },
+        ) from err
+    except BmsError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="write_failed",
+            translation_placeholders={"address": str(address), "error": str(err) or type(err).__name__},
+        ) from err
+
+
+@callback
+def set_pack_status(coordinator: LfpBmsCoordinator, address: int, status: PackStatus) -> None:
+    """Publish a status read back after a write at once, so entities show what the BMS now says."""
+    data = coordinator.data
+    reading = data.cluster.packs.get(address)
+    if reading is None or reading.status is None:
+        return
+    packs = {**data.cluster.packs, address: replace(reading, status=status)}
+    coordinator.async_set_updated_data(BankData(cluster=ClusterState(packs=packs), energy=data.energy))
+
+
+@callback
+def set_parameter_group(coordinator: LfpBmsCoordinator, address: int, group: ParameterGroup) -> None:
+    """Store a group read back after a write and tell the entities."""
+    coordinator.parameters.setdefault(address, {})[type(group)] = group
+    coordinator.async_update_listeners()
+
+
+class LfpBmsControlEntity(LfpBmsEntity):
+    """An entity of a writable pack that writes through the coordinator's PaceControl."""
+
+    address: int
+
+    @property
+    def control(self) -> PaceControl:
+        """The link's control object (entities exist only when there is one)."""
+        return require_control(self.coordinator, write=True)
+
+    async def _write[T](self, operation: Callable[[PaceControl], Awaitable[T]]) -> T:
+        try:
+            return await run_control(self.address, operation(self.control))
+        except ServiceValidationError:
+            raise  # nothing was sent
+        except HomeAssistantError:
+            # Refused or read back otherwise: show what the pack now reports rather than keep a stale state.
+            await self.coordinator.async_request_refresh()
+            raise
+
+
+CLOCK_DESCRIPTION = SensorEntityDescription(
+    key="bms_clock",
+    translation_key="bms_clock",
+    device_class=SensorDeviceClass.TIMESTAMP,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+CLOCK_DRIFT_DESCRIPTION = SensorEntityDescription(
+    key="bms_clock_drift",
+    translation_key="bms_clock_drift",
+    device_class=SensorDeviceClass.DURATION,
+    state_class=SensorStateClass.MEASUREMENT,
+    native_unit_of_measurement=UnitOfTime.SECONDS,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+class ClockSensor(LfpBmsEntity, SensorEntity):
+    """The BMS clock (as last read, in Home Assistant's time zone) or its drift against Home Assistant's time."""
+
+    def __init__(self, coordinator: LfpBmsCoordinator, address: int, *, drift: bool) -> None:
+        super().__init__(coordinator, CLOCK_DRIFT_DESCRIPTION if drift else CLOCK_DESCRIPTION, address)
+        self.drift = drift
+
+    @property
+    def native_value(self) -> datetime | float | None:
+        """The clock read at setup, hourly, or when synced; None before the first read."""
+        reading = self.coordinator.clocks.get(self.address) if self.address is not None else None
+        if reading is None:
+            return None
+        if self.drift:
+            return round(reading.drift_s)
+        return reading.bms.replace(tzinfo=dt_util.get_default_time_zone())
+
+    def _state_key(self) -> tuple[Any, ...]:
+        return (self.available, self.native_value)
+
+
+def clock_sensors(coordinator: LfpBmsCoordinator) -> list[SensorEntity]:
+    """Clock and drift sensors of each pack under control (none without control)."""
+    return [ClockSensor(coordinator, a, drift=drift) for a in control_addresses(coordinator) for drift in (False, True)]
