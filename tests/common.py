@@ -21,7 +21,7 @@ async def entry_for(sim: Simulator, options: dict[str, Any] | None = None) -> Mo
         await link.close()
     return MockConfigEntry(
         domain=DOMAIN,
-        title=result.identity.model or "battery",
+        title="Battery cluster",
         unique_id=result.identity.serial or sim.url,
         data={
             CONF_DEVICE: sim.url,

@@ -27,7 +27,7 @@ PROTECTION = "binary_sensor.pack_1_protection_active"
 WARNING = "binary_sensor.pack_1_warning_active"
 CELL_OVP = "binary_sensor.pack_1_cell_over_voltage_protection_ovp"
 CELL_OV_WARNING = "binary_sensor.pack_1_cell_over_voltage_warning_ov"
-CLUSTER_PROTECTION = "binary_sensor.p16s100a_1812_1_00_protection_active"
+CLUSTER_PROTECTION = "binary_sensor.battery_cluster_protection_active"
 
 
 async def poll(hass: HomeAssistant) -> None:
@@ -147,7 +147,7 @@ async def test_protection_raised_and_cleared(hass: HomeAssistant, simulator: Sim
 async def test_charging_follows_the_simulator(hass: HomeAssistant, simulator: Simulator) -> None:
     """Charging/discharging of packs and cluster follow the load profile; a MOSFET switched off shows."""
     await setup_entry(hass, simulator)
-    ids = ("pack_1_charging", "pack_1_discharging", "p16s100a_1812_1_00_charging", "p16s100a_1812_1_00_discharging")
+    ids = ("pack_1_charging", "pack_1_discharging", "battery_cluster_charging", "battery_cluster_discharging")
     assert [state_of(hass, f"binary_sensor.{i}") for i in ids] == [STATE_OFF] * 4
 
     simulator.cluster.profile = ConstantProfile(40.0)

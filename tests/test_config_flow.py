@@ -158,7 +158,7 @@ async def test_user_flow_creates_entry(
     assert placeholders["strategy"] == "broadcast"
 
     result = await create(hass, confirm)
-    assert result["title"] == master.model
+    assert result["title"] == "Battery cluster"
     data = result["data"]
     assert data[CONF_DEVICE] == simulator.url
     assert data[CONF_SERIAL] == pack_serial(simulator, 1)

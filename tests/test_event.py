@@ -21,7 +21,7 @@ from .common import setup_entry
 
 PACK_1 = "event.pack_1_alarm"
 PACK_2 = "event.pack_2_alarm"
-CLUSTER = "event.p16s100a_1812_1_00_alarm"
+CLUSTER = "event.battery_cluster_alarm"
 
 
 async def poll(hass: HomeAssistant) -> None:

@@ -18,7 +18,7 @@ from custom_components.lfp_bms.const import CONF_INVERT_CURRENT
 
 from .common import setup_entry
 
-CLUSTER = "sensor.p16s100a_1812_1_00"
+CLUSTER = "sensor.battery_cluster"
 
 
 async def poll(hass: HomeAssistant) -> None:

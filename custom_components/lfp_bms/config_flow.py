@@ -51,6 +51,7 @@ from .coordinator import minimum_interval
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_BRIDGE_PORT = 8899
+CLUSTER_TITLE = "Battery cluster"
 
 SERIAL_SCHEMA = probatio.Schema({probatio.Required(CONF_DEVICE): SerialPortSelector()})
 NETWORK_SCHEMA = probatio.Schema(
@@ -257,8 +258,8 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(unique_id, raise_on_progress=False)
         self._abort_if_unique_id_configured(updates={CONF_DEVICE: self._device})
         if user_input is not None:
-            title = result.identity.model or f"{result.config.protocol} battery"
-            return self.async_create_entry(title=title, data=self._entry_data(result))
+            # The title names the cluster device (and so its entity ids); the model goes on the pack devices.
+            return self.async_create_entry(title=CLUSTER_TITLE, data=self._entry_data(result))
         config = result.config
         return self.async_show_form(
             step_id="confirm",
