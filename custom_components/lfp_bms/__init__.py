@@ -9,7 +9,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_ADDRESSES, CONF_LINK, DOMAIN, LINK_CAN
+from .const import CONF_ADDRESSES, DOMAIN, is_can_entry
 
 if TYPE_CHECKING:
     from .coordinator import LfpBmsConfigEntry
@@ -36,7 +36,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bool:
     """Set up one battery link: open it, read the cluster once, create the hub device, forward platforms."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         from .can_coordinator import async_setup_can_entry
 
         return await async_setup_can_entry(hass, entry)  # type: ignore[arg-type]  # runtime_data is the CAN coordinator
@@ -64,7 +64,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bo
 
 async def async_unload_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bool:
     """Unload one battery link (the link is closed by the coordinator's shutdown)."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         from .can_coordinator import CAN_PLATFORMS
 
         return await hass.config_entries.async_unload_platforms(entry, CAN_PLATFORMS)

@@ -18,7 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.models import IDLE_CURRENT_A, Alarm, AlarmLevel, ClusterState, Condition, Fault, PackStatus
-from .const import CONF_LINK, LINK_CAN
+from .const import is_can_entry
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 from .entity import LfpBmsEntity
 
@@ -156,7 +156,7 @@ async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Create the cluster's binary sensors and those of every pack whose protocol reports the value."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         from .can_binary_sensor import async_setup_can_binary_sensors
 
         await async_setup_can_binary_sensors(hass, entry, async_add_entities)

@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import CONF_LINK, LINK_CAN
+from .const import is_can_entry
 from .control_entity import LfpBmsControlEntity, control_addresses, run_control
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
@@ -67,7 +67,7 @@ async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Buttons of every writable pack, only with control allowed."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         return
     coordinator = entry.runtime_data
     async_add_entities(

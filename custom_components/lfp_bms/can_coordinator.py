@@ -64,11 +64,6 @@ _NOTIFIER_TIMEOUT_S = 0.2
 type LfpCanConfigEntry = ConfigEntry[LfpCanCoordinator]
 
 
-def is_can_entry(entry: ConfigEntry[Any]) -> bool:
-    """The entry is a CAN link (serial entries have no "link" key)."""
-    return bool(entry.data.get(CONF_LINK) == LINK_CAN)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CanLinkConfig:
     """Everything needed to open the bus; the config entry's data."""

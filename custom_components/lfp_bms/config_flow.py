@@ -31,7 +31,6 @@ from .bms.can import CanState
 from .bms.detect import DetectionResult, NoBatteryFoundError, detect
 from .bms.frame import BmsError
 from .bms.transport import LinkError, SerialLink
-from .can_coordinator import is_can_entry
 from .can_flow import CAN_SCHEMA, can_link_config, can_title, check_can_input, confirm_placeholders, listen
 from .const import (
     CONF_ALLOW_CONTROL,
@@ -45,6 +44,7 @@ from .const import (
     DOMAIN,
     MAX_SCAN_INTERVAL,
     MIN_SCAN_INTERVAL,
+    is_can_entry,
 )
 from .coordinator import minimum_interval
 
@@ -117,7 +117,7 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
         """The options concern polling a serial link; a CAN entry listens and has none."""
-        return not is_can_entry(config_entry)
+        return not is_can_entry(config_entry.data)
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Pick the kind of link."""
@@ -133,7 +133,7 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Move the same cluster to another port or bridge."""
-        if is_can_entry(self._get_reconfigure_entry()):
+        if is_can_entry(self._get_reconfigure_entry().data):
             return self.async_abort(reason="reconfigure_can")
         return self.async_show_menu(step_id="reconfigure", menu_options=["reconfigure_serial", "reconfigure_network"])
 

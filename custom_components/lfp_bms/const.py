@@ -1,7 +1,8 @@
 """Constants of the lfp_bms integration."""
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 DOMAIN: Final = "lfp_bms"
 
@@ -57,3 +58,8 @@ CAN_SILENCE_TIMEOUT: Final = timedelta(seconds=5)
 CAN_LISTEN_TIMEOUT: Final = timedelta(seconds=5)
 #: Inverter keep-alive period (0x305).
 CAN_KEEP_ALIVE_INTERVAL: Final = timedelta(seconds=1)
+
+
+def is_can_entry(data: Mapping[str, Any]) -> bool:
+    """Whether a config entry's data describes a CAN link (serial entries have no "link" key)."""
+    return data.get(CONF_LINK) == LINK_CAN

@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
 from .bms.energy import EnergyTotals
-from .const import CONF_DEVICE, CONF_HOST, CONF_LINK, DOMAIN, LINK_CAN
+from .const import CONF_DEVICE, CONF_HOST, DOMAIN, is_can_entry
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 from .entity import cluster_identifier, pack_identifier
 
@@ -35,7 +35,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: LfpBmsC
         "data": dict(entry.data),
         "options": dict(entry.options),
     }
-    if entry.data.get(CONF_LINK) == LINK_CAN:  # a CAN entry has a coordinator of its own
+    if is_can_entry(entry.data):  # a CAN entry has a coordinator of its own
         return {"entry": async_redact_data(entry_part, TO_REDACT)}
     coordinator = entry.runtime_data
     return {
@@ -66,7 +66,7 @@ async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, device: dr.DeviceEntry
 ) -> dict[str, Any]:
     """One pack (or the cluster hub): its reading, identity and energy totals."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         return {}
     coordinator = entry.runtime_data
     identifiers = {value for domain, value in device.identifiers if domain == DOMAIN}

@@ -16,7 +16,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.control import Switch, switch_state
 from .bms.pace_params import CAN_PROTOCOLS, PROTOCOL_TYPES, RS485_PROTOCOLS, ProtocolSelection
-from .const import CONF_LINK, DOMAIN, LINK_CAN
+from .const import DOMAIN, is_can_entry
 from .control_entity import LfpBmsControlEntity, control_addresses, set_pack_status, set_parameter_group
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
@@ -76,7 +76,7 @@ async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Selects of every writable pack, only with control allowed."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         return
     coordinator = entry.runtime_data
     entities: list[SelectEntity] = []

@@ -26,7 +26,7 @@ from homeassistant.helpers.typing import StateType
 
 from .bms.energy import EnergyTotals
 from .bms.models import ClusterSummary, OperatingState, PackAnalog, PackReading
-from .const import CONF_CELL_ENTITIES, CONF_LINK, LINK_CAN
+from .const import CONF_CELL_ENTITIES, is_can_entry
 from .control_entity import clock_sensors
 from .coordinator import CLUSTER, LfpBmsConfigEntry, LfpBmsCoordinator
 from .entity import LfpBmsEntity
@@ -267,7 +267,7 @@ async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Create the sensors of the cluster and of every expected pack."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         from .can_sensor import async_setup_can_sensors
 
         await async_setup_can_sensors(hass, entry, async_add_entities)

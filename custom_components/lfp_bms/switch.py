@@ -15,7 +15,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.control import PaceControl, Switch, switch_state
 from .bms.models import PackStatus
-from .const import CONF_LINK, LINK_CAN
+from .const import is_can_entry
 from .control_entity import LfpBmsControlEntity, control_addresses, set_pack_status
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
@@ -92,7 +92,7 @@ async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Switches of every writable pack, only with control allowed."""
-    if entry.data.get(CONF_LINK) == LINK_CAN:
+    if is_can_entry(entry.data):
         return
     coordinator = entry.runtime_data
     async_add_entities(
