@@ -120,6 +120,7 @@ async def test_reply_is_decoded_and_counted() -> None:
         "good_frames": 1,
         "checksum_errors": 0,
         "timeouts": 0,
+        "truncated": 0,
         "wrong_address": 0,
         "refused": 0,
         "reconnects": 0,

@@ -64,12 +64,16 @@ class ProtocolDriver(ABC):
         """0x44 request; `pack` as for analog_request."""
 
     @abstractmethod
-    def decode_analog(self, frame: Frame) -> list[PackAnalog]:
-        """Every pack record of a 0x42 reply (one, or all packs of a broadcast). Raises FrameError."""
+    def decode_analog(self, frame: Frame, command: int | None = None) -> list[PackAnalog]:
+        """Every pack record of a 0x42 reply (one, or all packs of a broadcast). Raises FrameError.
+
+        `command` is the request's pack selector when the caller knows it: a reply that does not fit it is a
+        FrameError (a late 0x44 broadcast reply taken for the 0x42 answer must not decode as a pack record).
+        """
 
     @abstractmethod
-    def decode_status(self, frame: Frame) -> list[PackStatus]:
-        """Every pack record of a 0x44 reply. Raises FrameError."""
+    def decode_status(self, frame: Frame, command: int | None = None) -> list[PackStatus]:
+        """Every pack record of a 0x44 reply; `command` as for decode_analog. Raises FrameError."""
 
     @abstractmethod
     async def read_identity(self, exchange: Exchange, adr: int) -> PackIdentity:

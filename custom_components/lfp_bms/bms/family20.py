@@ -1218,7 +1218,7 @@ class PylonDriver(ProtocolDriver):
     def status_request(self, adr: int, pack: int) -> bytes:
         return self.request(adr, Cid2.STATUS, bytes([pack]))
 
-    def decode_analog(self, frame: Frame) -> list[PackAnalog]:
+    def decode_analog(self, frame: Frame, command: int | None = None) -> list[PackAnalog]:
         addresses, records, tail = _parse_pylon_analog(frame.info, frame.adr)
         if self.scale is None:
             self.scale = next((scale for record in records if (scale := record.scale()) is not None), None)
@@ -1229,7 +1229,7 @@ class PylonDriver(ProtocolDriver):
             for index, (address, record) in enumerate(zip(addresses, records, strict=True))
         ]
 
-    def decode_status(self, frame: Frame) -> list[PackStatus]:
+    def decode_status(self, frame: Frame, command: int | None = None) -> list[PackStatus]:
         return decode_pylon_status_info(frame.info, frame.adr)
 
     def protocol_version_request(self, adr: int) -> bytes:
@@ -1279,10 +1279,10 @@ class SeplosDriver(ProtocolDriver):
     def status_request(self, adr: int, pack: int) -> bytes:
         return self.request(adr, Cid2.STATUS, bytes([pack]))
 
-    def decode_analog(self, frame: Frame) -> list[PackAnalog]:
+    def decode_analog(self, frame: Frame, command: int | None = None) -> list[PackAnalog]:
         return [decode_seplos_analog_info(frame.info, frame.adr)]
 
-    def decode_status(self, frame: Frame) -> list[PackStatus]:
+    def decode_status(self, frame: Frame, command: int | None = None) -> list[PackStatus]:
         return [decode_seplos_status_info(frame.info, frame.adr)]
 
     def manufacturer_info_request(self, adr: int) -> bytes:
@@ -1314,10 +1314,10 @@ class Eg4Driver(ProtocolDriver):
         del pack
         return self.request(adr, Cid2.STATUS)
 
-    def decode_analog(self, frame: Frame) -> list[PackAnalog]:
+    def decode_analog(self, frame: Frame, command: int | None = None) -> list[PackAnalog]:
         return [decode_eg4_analog_info(frame.info, frame.adr)]
 
-    def decode_status(self, frame: Frame) -> list[PackStatus]:
+    def decode_status(self, frame: Frame, command: int | None = None) -> list[PackStatus]:
         return [decode_eg4_status_info(frame.info, frame.adr)]
 
     def clock_read_request(self, adr: int) -> bytes:

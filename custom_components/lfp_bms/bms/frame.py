@@ -13,6 +13,8 @@ _HEX = b"0123456789ABCDEF"
 _MAX_LENID = 0xFFF
 #: Shortest possible frame: SOI + 12 header chars + 4 checksum chars + EOI.
 MIN_FRAME_LEN = 18
+#: Longest possible frame: the shortest plus the largest INFO a 12-bit LENID can announce.
+MAX_FRAME_LEN = MIN_FRAME_LEN + _MAX_LENID
 
 
 class BmsError(Exception):

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 import serialx
 
 from .driver import Exchange
-from .frame import BmsError, Frame, FrameError, RtnError, decode_frame, split_frames
+from .frame import EOI, MAX_FRAME_LEN, BmsError, Frame, FrameError, RtnError, decode_frame, split_frames
 
 _LOGGER = logging.getLogger(__name__)
+
+#: 8N1: a start bit, 8 data bits and a stop bit per byte.
+BITS_PER_BYTE = 10
+_EOI = bytes((EOI,))
 
 
 class TransportError(BmsError):
@@ -64,11 +68,32 @@ class _ReceiveProtocol(asyncio.Protocol):
         self.lost = False
         self._stats = stats
         self._waiter: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        #: While a reply is awaited: its deadline, pushed back by every chunk up to `_deadline_cap`.
+        self._deadline: asyncio.Timeout | None = None
+        self._idle_timeout = 0.0
+        self._deadline_cap = 0.0
+
+    def expect_reply(self, deadline: asyncio.Timeout | None, idle_timeout: float = 0.0, cap: float = 0.0) -> None:
+        """Let received bytes push `deadline` back to `idle_timeout` after the last one (None: stop doing so)."""
+        self._deadline, self._idle_timeout, self._deadline_cap = deadline, idle_timeout, cap
 
     def data_received(self, data: bytes) -> None:
         self._stats.bytes_in += len(data)
         self.buffer += data
-        self._wake()
+        deadline = self._deadline
+        if deadline is not None and not deadline.expired():
+            # A reply still arriving is not late (a 16-pack broadcast takes 2 s at 9600 baud): keep the deadline
+            # at least `_idle_timeout` after the last byte. Pushed back by 1.5× so that it moves only every
+            # half timeout, not on each of the hundreds of chunks a slow line delivers.
+            now = self._loop.time()
+            when = deadline.when()
+            if when is not None and when - now < self._idle_timeout:
+                deadline.reschedule(min(now + 1.5 * self._idle_timeout, self._deadline_cap))
+        if _EOI in data:
+            # Only a complete frame is worth a look: a slow line delivers hundreds of chunks per refresh and
+            # waking the reader for each one cost more CPU than the whole decode.
+            self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -189,8 +214,12 @@ class SerialLink(Exchange):
             _LOGGER.debug("%s: discarding %d stale bytes", self._url, len(protocol.buffer))
             protocol.buffer.clear()
         self.stats.last_exchange[sent.cid2] = (request, None)
+        # The deadline runs from the last byte received, but never past the wire time of the longest frame.
+        cap = asyncio.get_running_loop().time() + timeout
+        cap += (len(request) + MAX_FRAME_LEN) * BITS_PER_BYTE / self._baudrate
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as deadline:
+                protocol.expect_reply(deadline, timeout, cap)
                 try:
                     transport.write(request)
                     self.stats.requests += 1
@@ -199,6 +228,8 @@ class SerialLink(Exchange):
                 except (OSError, serialx.SerialException) as err:
                     # Raised inside the timeout block so that a TimeoutError (an OSError) here is the deadline's.
                     raise LinkError(f"{self._url}: connection lost: {err}") from err
+                finally:
+                    protocol.expect_reply(None)
         except TimeoutError:
             self.stats.timeouts += 1
             if protocol.buffer.startswith(b"~"):
