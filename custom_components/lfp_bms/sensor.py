@@ -283,11 +283,11 @@ async def async_setup_entry(
         analog = reading.analog if reading else None
         if analog is not None and not analog.absent:
             entities += [
-                CellVoltageSensor(coordinator, address, cell, cells_enabled)
+                PackSensor(coordinator, cell_voltage_description(cell, cells_enabled), address)
                 for cell in range(1, len(analog.cell_voltages_mv) + 1)
             ]
             entities += [
-                CellTemperatureSensor(coordinator, address, sensor)
+                PackSensor(coordinator, cell_temperature_description(sensor), address)
                 for sensor in range(1, len(analog.cell_temperatures_c) + 1)
             ]
     entities += clock_sensors(coordinator)  # BMS clock and drift, only with control allowed
@@ -350,58 +350,35 @@ class PackSensor(LfpBmsEntity, SensorEntity):
         return (self.available, self.native_value)
 
 
-class CellVoltageSensor(LfpBmsEntity, SensorEntity):
+def _nth[T](values: tuple[T, ...], number: int) -> T | None:
+    """The 1-based `number`th value, None when the pack reports fewer (a changed pack layout)."""
+    return values[number - 1] if number <= len(values) else None
+
+
+def cell_voltage_description(cell: int, enabled: bool) -> PackSensorDescription:
     """One cell's voltage (disabled by default unless the per-cell option is on)."""
-
-    def __init__(self, coordinator: LfpBmsCoordinator, address: int, cell: int, enabled: bool) -> None:
-        description = SensorEntityDescription(
-            key=f"cell_{cell}_voltage",
-            translation_key="cell_voltage",
-            translation_placeholders={"cell": str(cell)},
-            entity_category=EntityCategory.DIAGNOSTIC,
-            entity_registry_enabled_default=enabled,
-            **{**VOLTAGE, "suggested_display_precision": 3},
-        )
-        super().__init__(coordinator, description, address)
-        self.cell = cell
-
-    @property
-    def native_value(self) -> StateType:
-        """The cell's voltage in V."""
-        reading = self.reading
-        if reading is None or reading.analog is None or self.cell > len(reading.analog.cell_voltages_mv):
-            return None
-        return _mv_to_v(reading.analog.cell_voltages_mv[self.cell - 1])
-
-    def _state_key(self) -> tuple[Any, ...]:
-        return (self.available, self.native_value)
+    return PackSensorDescription(
+        key=f"cell_{cell}_voltage",
+        translation_key="cell_voltage",
+        translation_placeholders={"cell": str(cell)},
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=enabled,
+        value_fn=lambda r, a: _mv_to_v(_nth(a.cell_voltages_mv, cell)),
+        **{**VOLTAGE, "suggested_display_precision": 3},
+    )
 
 
-class CellTemperatureSensor(LfpBmsEntity, SensorEntity):
-    """One cell temperature sensor (T1..Tn of the pack); disabled by default, the pack's highest is enabled."""
-
-    def __init__(self, coordinator: LfpBmsCoordinator, address: int, sensor: int) -> None:
-        description = SensorEntityDescription(
-            key=f"cell_temperature_{sensor}",
-            translation_key="cell_temperature",
-            translation_placeholders={"sensor": str(sensor)},
-            entity_category=EntityCategory.DIAGNOSTIC,
-            entity_registry_enabled_default=False,
-            **TEMPERATURE,
-        )
-        super().__init__(coordinator, description, address)
-        self.sensor = sensor
-
-    @property
-    def native_value(self) -> StateType:
-        """The sensor's temperature in °C."""
-        reading = self.reading
-        if reading is None or reading.analog is None or self.sensor > len(reading.analog.cell_temperatures_c):
-            return None
-        return reading.analog.cell_temperatures_c[self.sensor - 1]
-
-    def _state_key(self) -> tuple[Any, ...]:
-        return (self.available, self.native_value)
+def cell_temperature_description(sensor: int) -> PackSensorDescription:
+    """One cell temperature sensor (T1..Tn); disabled by default, the pack's highest is enabled."""
+    return PackSensorDescription(
+        key=f"cell_temperature_{sensor}",
+        translation_key="cell_temperature",
+        translation_placeholders={"sensor": str(sensor)},
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda r, a: _nth(a.cell_temperatures_c, sensor),
+        **TEMPERATURE,
+    )
 
 
 class EnergySensor(LfpBmsEntity, RestoreSensor):
