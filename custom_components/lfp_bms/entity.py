@@ -5,7 +5,7 @@ from typing import Any
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
 from .bms.models import PackReading
 from .const import DOMAIN
@@ -28,10 +28,26 @@ def pack_identifier(coordinator: LfpBmsCoordinator, address: int) -> str:
     return f"{cluster_identifier(coordinator)}_{address}"
 
 
-class LfpBmsEntity(CoordinatorEntity[LfpBmsCoordinator]):
-    """An entity of the cluster (address None) or of one pack."""
+class ChangeOnlyEntity[C: DataUpdateCoordinator[Any]](CoordinatorEntity[C]):
+    """Writes its state only when `_state_key()` changed: a 16-pack cluster has ~1000 entities, most steady."""
 
     _attr_has_entity_name = True
+    _written: tuple[Any, ...] | None = None
+
+    def _state_key(self) -> tuple[Any, ...]:
+        """What the written state depends on; subclasses add their value and attributes."""
+        return (self.available,)
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        key = self._state_key()
+        if key != self._written:
+            self._written = key
+            self.async_write_ha_state()
+
+
+class LfpBmsEntity(ChangeOnlyEntity[LfpBmsCoordinator]):
+    """An entity of the cluster (address None) or of one pack."""
 
     def __init__(self, coordinator: LfpBmsCoordinator, description: EntityDescription, address: int | None) -> None:
         super().__init__(coordinator)
@@ -40,7 +56,6 @@ class LfpBmsEntity(CoordinatorEntity[LfpBmsCoordinator]):
         owner = cluster_identifier(coordinator) if address is None else pack_identifier(coordinator, address)
         self._attr_unique_id = f"{owner}_{description.key}"
         self._attr_device_info = self._device_info()
-        self._written: tuple[Any, ...] | None = None
 
     def _device_info(self) -> DeviceInfo:
         coordinator = self.coordinator
@@ -80,15 +95,3 @@ class LfpBmsEntity(CoordinatorEntity[LfpBmsCoordinator]):
             return self.coordinator.data.cluster.summary.packs_online > 0
         reading = self.reading
         return reading is not None and reading.online
-
-    def _state_key(self) -> tuple[Any, ...]:
-        """What the written state depends on; subclasses add their value and attributes."""
-        return (self.available,)
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        """Write state only when it changed: a 16-pack cluster has ~1000 entities and most values are steady."""
-        key = self._state_key()
-        if key != self._written:
-            self._written = key
-            self.async_write_ha_state()
