@@ -6,6 +6,8 @@ number of times. After every poll it checks that
     (decoded with the library from `simulator.sent`), never a value from a corrupted or misaddressed frame;
 (b) a failed poll makes the pack entities unavailable at once, a silent pack's entities go unavailable on the
     first poll it misses, and everything is back on the next good poll;
+(e) a poll fails exactly when the retry of a failed exchange failed too (the client repeats a lost or garbled
+    exchange once, ClusterClient.RETRIES_PER_POLL), which the faults drawn for each reply tell in advance;
 and at the end that (c) nothing but the coordinator's own "Error fetching …" line was logged at warning level or
 above (an unhandled exception in a task is logged at error level by the loop, so it would show here), and
 (d) the link counters account for every injected fault.
@@ -32,6 +34,7 @@ from custom_components.lfp_bms.bms.driver import ALL_PACKS
 from custom_components.lfp_bms.bms.frame import FrameError, decode_frame
 from custom_components.lfp_bms.bms.pace import Cid2, PaceDriver
 from custom_components.lfp_bms.bms.simulator import FaultInjector, FaultPlan, Simulator
+from custom_components.lfp_bms.bms.simulator.faults import FaultKind
 from custom_components.lfp_bms.bms.transport import SerialLink
 from custom_components.lfp_bms.const import CONF_SCAN_INTERVAL, DOMAIN
 from custom_components.lfp_bms.coordinator import LfpBmsCoordinator
@@ -44,6 +47,19 @@ PACK_KEYS = ("voltage", "current", "soc")
 
 #: (voltage V, current A, SOC %) as the pack sensors publish them.
 type Published = tuple[float, float, float]
+
+
+class RecordingInjector(FaultInjector):
+    """The simulator's injector, also keeping the fault drawn for each reply in order (None: a clean reply)."""
+
+    def __init__(self, plan: FaultPlan, seed: int) -> None:
+        super().__init__(plan, seed)
+        self.drawn: list[FaultKind | None] = []
+
+    def draw(self) -> FaultKind | None:
+        fault = FaultInjector.draw(self)
+        self.drawn.append(fault)
+        return fault
 
 
 @pytest.fixture(autouse=True)
@@ -65,26 +81,46 @@ class Harness:
     entities: dict[int, dict[str, str]] = field(default_factory=dict)
     polls: int = 0
     failed_polls: int = 0
+    #: Faults that make one exchange attempt fail (the rest are harmless); see `poll`.
+    failing: frozenset[str] = frozenset()
+    #: Polls in which at least one reply carried a failing fault (each one a failed poll without the retry).
+    faulted_polls: int = 0
+    #: Polls that must fail: the last two replies both failed (an exchange and its retry), or the link was closed.
+    doomed_polls: int = 0
 
     @property
     def coordinator(self) -> LfpBmsCoordinator:
         coordinator: LfpBmsCoordinator = self.entry.runtime_data
         return coordinator
 
-    def inject(self, spec: str, seed: int = 7) -> None:
+    def inject(self, spec: str, seed: int = 7, failing: frozenset[str] = frozenset()) -> None:
         """Switch the simulator's per-reply faults to `spec` from the next request on."""
         plan = FaultPlan.parse(spec)
         self.simulator.fault_plan = plan
-        self.simulator.injector = FaultInjector(plan, seed)
+        self.simulator.injector = RecordingInjector(plan, seed)
+        self.failing = failing
+
+    @property
+    def drawn(self) -> list[FaultKind | None]:
+        injector = self.simulator.injector
+        return injector.drawn if isinstance(injector, RecordingInjector) else []
 
     async def poll(self, advance_s: float = INTERVAL_S) -> None:
         """Let `advance_s` of battery time pass, then let the coordinator poll once and check the result."""
+        drawn_before = len(self.drawn)
+        closes_before = self.simulator.injector.counts.get("close", 0)
         self.simulator.advance(advance_s)
         async_fire_time_changed(self.hass, dt_util.utcnow() + timedelta(seconds=INTERVAL_S + 1))
         await self.hass.async_block_till_done(wait_background_tasks=True)
         self.polls += 1
         if not self.coordinator.last_update_success:
             self.failed_polls += 1
+        # A broadcast poll is two exchanges, each tried at most twice. It fails only when an exchange and its
+        # retry both fail, and it stops there, so its last two replies are those; a closed link is not retried.
+        failed = [fault in self.failing for fault in self.drawn[drawn_before:]]
+        self.faulted_polls += any(failed)
+        closed = self.simulator.injector.counts.get("close", 0) > closes_before
+        self.doomed_polls += closed or failed[-2:] == [True, True]
         self.check()
 
     def check(self) -> None:
@@ -164,27 +200,41 @@ class Case:
     polls: int
     #: LinkStats field → injector count(s) it must equal (summed).
     counters: dict[str, tuple[str, ...]]
-    #: A fault of this class makes the whole poll fail (broadcast: one exchange carries every pack).
-    fails_polls: bool = True
-    #: False: the counters may stay below the injected count (see the late case).
+    #: Faults of this class that make an exchange attempt fail (and be retried); empty: the class is harmless.
+    failing: frozenset[str] = frozenset()
+    #: False: the counters may stay below the injected count and the failed polls below the predicted (late case).
     exact: bool = True
 
 
 CASES: dict[str, Case] = {
-    "corrupt_1pct": Case("corrupt=0.01", 200, {"checksum_errors": ("corrupt",), "timeouts": ("corrupt",)}),
-    "corrupt_10pct": Case("corrupt=0.1", 40, {"checksum_errors": ("corrupt",), "timeouts": ("corrupt",)}),
-    "drop": Case("drop=0.1", 40, {"timeouts": ("drop",)}),
-    # 400 ms: later than the 0.2 s timeout of this suite (the default 1500 ms is later than the default 1 s).
+    "corrupt_1pct": Case(
+        "corrupt=0.01", 200, {"checksum_errors": ("corrupt",), "timeouts": ("corrupt",)}, frozenset({"corrupt"})
+    ),
+    "corrupt_10pct": Case(
+        "corrupt=0.1", 40, {"checksum_errors": ("corrupt",), "timeouts": ("corrupt",)}, frozenset({"corrupt"})
+    ),
+    "drop": Case("drop=0.1", 40, {"timeouts": ("drop",)}, frozenset({"drop"})),
+    # 300 ms: later than the 0.2 s timeout of this suite by the ratio of the simulator's default 1500 ms to the
+    # production timeout of 1 s, so the retry (another 0.2 s) is still waiting when the late reply comes in.
     # The simulator's wire is half duplex: the next request waits until the late reply is out, so that reply can
     # arrive while the client waits for its *next* request and is taken as that answer (PACE replies do not say
-    # which CID2 they answer). Then no timeout is counted for it; the value check still holds.
-    "late": Case("late=0.1,late_ms=400", 40, {"timeouts": ("late",)}, exact=False),
+    # which CID2 they answer). Then no timeout is counted for it; the value check still holds. The retry of a
+    # timed-out exchange is such a next request: it usually gets the late reply itself.
+    "late": Case("late=0.1,late_ms=300", 40, {"timeouts": ("late",)}, frozenset({"late"}), exact=False),
     # 100 ms: slow but within the timeout, so nothing may fail.
-    "late_within_timeout": Case("late=0.2,late_ms=100", 30, {"timeouts": ()}, fails_polls=False),
-    "truncate": Case("truncate=0.1", 40, {"truncated": ("truncate",), "timeouts": ("truncate",)}),
-    "garbage": Case("garbage=0.2", 40, {"checksum_errors": (), "timeouts": ()}, fails_polls=False),
-    "wrong_addr": Case("wrong_addr=0.1", 40, {"wrong_address": ("wrong_addr",), "timeouts": ("wrong_addr",)}),
-    # The connection is closed on the first request after 60 simulated seconds on it (every ~6 polls).
+    "late_within_timeout": Case("late=0.2,late_ms=100", 30, {"timeouts": ()}),
+    "truncate": Case(
+        "truncate=0.1", 40, {"truncated": ("truncate",), "timeouts": ("truncate",)}, frozenset({"truncate"})
+    ),
+    "garbage": Case("garbage=0.2", 40, {"checksum_errors": (), "timeouts": ()}),
+    "wrong_addr": Case(
+        "wrong_addr=0.1",
+        40,
+        {"wrong_address": ("wrong_addr",), "timeouts": ("wrong_addr",)},
+        frozenset({"wrong_addr"}),
+    ),
+    # The connection is closed on the first request after 60 simulated seconds on it (every ~6 polls). A lost
+    # link is not retried within the poll (it is reopened by the next one), so each close fails its poll.
     "link_closed": Case("close_every=60", 40, {"reconnects": ("close",)}),
 }
 
@@ -193,7 +243,7 @@ CASES: dict[str, Case] = {
 async def test_fault_class(harness: Harness, case: Case, caplog: pytest.LogCaptureFixture) -> None:
     """Each per-reply fault class: no wrong value shown, unavailable exactly while polls fail, counters right."""
     before = harness.coordinator.link.stats.snapshot()
-    harness.inject(case.spec)
+    harness.inject(case.spec, failing=case.failing)
     for _ in range(case.polls):
         await harness.poll()
     counts = harness.simulator.injector.counts
@@ -207,10 +257,21 @@ async def test_fault_class(harness: Harness, case: Case, caplog: pytest.LogCaptu
             assert delta[counter] == expected, (counter, delta, counts)
         else:
             assert 0 < delta[counter] <= expected, (counter, delta, counts)
-    if case.fails_polls:
-        assert 0 < harness.failed_polls < harness.polls
+    # Every request got exactly one reply draw, except one the simulator hung up on.
+    assert delta["requests"] == len(harness.drawn) + counts.get("close", 0), (delta, counts)
+    if case.exact:
+        assert harness.failed_polls == harness.doomed_polls, (harness.failed_polls, harness.doomed_polls, counts)
     else:
+        assert harness.failed_polls <= harness.doomed_polls, (harness.failed_polls, harness.doomed_polls, counts)
+    if case.failing:
+        # The retry rescued polls that would have failed without it, and a retry costs one request each.
+        assert harness.failed_polls < harness.faulted_polls, (harness.failed_polls, harness.faulted_polls)
+        assert delta["requests"] > 2 * harness.polls
+    elif "close" not in counts:
         assert harness.failed_polls == 0
+        assert delta["requests"] == 2 * harness.polls  # nothing was retried
+    else:
+        assert 0 < harness.failed_polls == counts["close"] < harness.polls
     # Recovery: a clean tail of polls leaves everything available with fresh values.
     harness.inject("")
     await harness.poll()
@@ -246,23 +307,25 @@ async def test_pack_offline_and_back(harness: Harness, caplog: pytest.LogCapture
 
 
 async def test_bms_asleep(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
-    """A BMS that sleeps after 300 s without traffic swallows the first request after a quiet spell: that one
-    poll fails (entities unavailable), the next one wakes it up and everything is back."""
+    """A BMS that sleeps after 300 s without traffic swallows the first request after a quiet spell; the retry of
+    that exchange finds it awake, so no poll fails and nothing goes unavailable."""
     before = harness.coordinator.link.stats.snapshot()
     harness.inject("asleep=300")
     await harness.poll()  # the first request of a run only wakes the BMS
-    assert not harness.coordinator.last_update_success
+    assert harness.coordinator.last_update_success
     for _ in range(5):
         await harness.poll()
         assert harness.coordinator.last_update_success
     for _ in range(2):
         await harness.poll(advance_s=400)  # HA was away: the BMS fell asleep
-        assert not harness.coordinator.last_update_success
+        assert harness.coordinator.last_update_success
         await harness.poll()
         assert harness.coordinator.last_update_success
     delta = _counter_delta(before, harness.coordinator.link.stats.snapshot())
     assert harness.simulator.injector.counts == {"asleep": 3}
     assert delta["timeouts"] == 3
+    assert delta["requests"] == 2 * harness.polls + 3  # each swallowed request was repeated once
+    assert harness.failed_polls == 0
     assert not list(_problem_logs(caplog))
 
 

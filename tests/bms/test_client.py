@@ -6,22 +6,22 @@ from typing import Any
 
 import pytest
 
-from custom_components.lfp_bms.bms.client import ClusterClient, LinkConfig
-from custom_components.lfp_bms.bms.driver import Exchange, ProtocolName, Strategy
-from custom_components.lfp_bms.bms.frame import Frame, decode_frame
-from custom_components.lfp_bms.bms.models import ClusterState
-from custom_components.lfp_bms.bms.pace import PaceDriver
+from custom_components.lfp_bms.bms.client import RETRIES_PER_POLL, ClusterClient, LinkConfig
+from custom_components.lfp_bms.bms.driver import ALL_PACKS, Exchange, ProtocolName, Strategy
+from custom_components.lfp_bms.bms.frame import BmsError, Frame, FrameError, RtnError, decode_frame
+from custom_components.lfp_bms.bms.models import ClusterState, PackAnalog
+from custom_components.lfp_bms.bms.pace import Cid2, PaceDriver
 from custom_components.lfp_bms.bms.simulator import ConstantProfile, Simulator, SimulatorConfig
-from custom_components.lfp_bms.bms.transport import LinkTimeout, SerialLink
+from custom_components.lfp_bms.bms.transport import LinkError, LinkTimeout, SerialLink
 
 #: Short enough that a silent pack does not slow the suite; the unpaced simulator answers in microseconds.
 REPLY_TIMEOUT = 0.3
 
 
 @asynccontextmanager
-async def cluster(**options: Any) -> AsyncGenerator[tuple[Simulator, SerialLink]]:
+async def cluster(timeout: float = REPLY_TIMEOUT, **options: Any) -> AsyncGenerator[tuple[Simulator, SerialLink]]:
     async with Simulator(SimulatorConfig(speed=0, paced=False, seed=7, **options)) as sim:
-        link = SerialLink(sim.url, timeout=REPLY_TIMEOUT)
+        link = SerialLink(sim.url, timeout=timeout)
         try:
             yield sim, link
         finally:
@@ -198,3 +198,94 @@ async def test_summary_leaves_out_offline_packs() -> None:
     truths = [sim.cluster.pack(a).analog(a) for a in (1, 2)]
     assert state.summary.packs_online == 2
     assert state.summary.full_ah == pytest.approx(sum(t.full_ah for t in truths), abs=0.02)
+
+
+def last_valid_analogs(sim: Simulator) -> list[PackAnalog]:
+    """The records of the newest checksum-valid broadcast analog reply the simulator sent."""
+    for sent in reversed(sim.sent):
+        if decode_frame(sent.request).cid2 == Cid2.ANALOG:
+            return PaceDriver().decode_analog(decode_frame(sent.reply), ALL_PACKS)
+    raise AssertionError("no valid analog reply was sent")
+
+
+async def test_retry_rescues_polls_with_a_corrupted_reply() -> None:
+    """Half of all replies corrupted (seeded): polls that met a corrupted reply still succeed after a retry, with
+    values from the valid reply only; a poll fails only once its retries are used up, and never asks more often."""
+    rescued = failed = 0
+    async with cluster(timeout=0.05, packs=2, link="rs232-master", faults="corrupt=0.5") as (sim, link):
+        client = client_for(link, sim, Strategy.BROADCAST)
+        for _ in range(16):
+            sim.advance(10)
+            before = link.stats.snapshot()
+            try:
+                state = await client.read_all()
+            except LinkTimeout:
+                failed += 1
+                delta = {key: link.stats.snapshot()[key] - value for key, value in before.items()}
+                # Out of retries: either one exchange failed twice or the poll's retries ran out.
+                assert delta["timeouts"] in (2, RETRIES_PER_POLL + 1), delta
+                assert delta["requests"] <= 2 + RETRIES_PER_POLL, delta
+                continue
+            delta = {key: link.stats.snapshot()[key] - value for key, value in before.items()}
+            # Every failed attempt (a corrupted reply, then silence until the timeout) was repeated exactly once.
+            assert delta["checksum_errors"] == delta["timeouts"] <= RETRIES_PER_POLL, delta
+            assert delta["requests"] == 2 + delta["timeouts"], delta
+            rescued += delta["timeouts"] > 0
+            for address, analog in zip(sim.addresses, last_valid_analogs(sim), strict=True):
+                published = state.packs[address].analog
+                assert published is not None
+                assert (published.voltage_v, published.current_a, published.cell_voltages_mv) == (
+                    analog.voltage_v,
+                    analog.current_a,
+                    analog.cell_voltages_mv,
+                )
+                assert_pack_matches(state, sim, address)
+    assert sim.injector.counts["corrupt"] > 0
+    assert rescued > 0  # without the retry each of these polls would have failed
+    assert failed < 16
+
+
+class Scripted(Exchange):
+    """Raises the same error for every request and counts the requests."""
+
+    def __init__(self, error: BmsError) -> None:
+        self.error = error
+        self.requests: list[bytes] = []
+
+    async def exchange(self, request: bytes, *, timeout: float | None = None) -> Frame:
+        self.requests.append(request)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        # The link is down (reopened after a backoff) or the BMS refused: asking again changes nothing.
+        pytest.param(LinkError("down"), 1, id="link_error"),
+        pytest.param(RtnError(0x09), 1, id="refused"),
+        # Lost or garbled: asked once more.
+        pytest.param(LinkTimeout("lost"), 2, id="timeout"),
+        pytest.param(FrameError("garbled"), 2, id="frame_error"),
+    ],
+)
+async def test_only_transient_failures_are_retried(error: BmsError, attempts: int) -> None:
+    link = Scripted(error)
+    config = pace_config((1, 2), Strategy.BROADCAST)
+    with pytest.raises(type(error)):
+        await ClusterClient(link, PaceDriver(), config).read_all()
+    assert len(link.requests) == attempts
+    assert len(set(link.requests)) == 1  # the retry repeats the same request
+
+
+async def test_retries_per_poll_are_bounded_on_a_bus() -> None:
+    """Every pack silent on an RS485 bus: each exchange is repeated at most once and the poll at most
+    RETRIES_PER_POLL times, so the poll costs packs + RETRIES_PER_POLL timeouts, not twice as many."""
+    link = Scripted(LinkTimeout("silent"))
+    config = pace_config((1, 2, 3, 4), Strategy.BUS)
+    client = ClusterClient(link, PaceDriver(), config)
+    with pytest.raises(LinkTimeout):
+        await client.read_all()
+    assert len(link.requests) == 4 + RETRIES_PER_POLL
+    with pytest.raises(LinkTimeout):
+        await client.read_all()  # the allowance is per poll
+    assert len(link.requests) == 2 * (4 + RETRIES_PER_POLL)

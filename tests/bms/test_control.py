@@ -342,9 +342,21 @@ async def test_history_is_bounded_and_decoded() -> None:
         everything = await control.read_history(1, stored + 5)
         assert len(everything) == stored
         assert await control.read_history(1, 3, start=stored) == []
-        for count in (0, MAX_HISTORY_RECORDS + 1):
-            with pytest.raises(ValueError, match="history count"):
-                await control.read_history(1, count)
+        sent = len(sim.sent)
+        # The index is 16 bits (protocol.md §1.9.10): the last record reachable is 0xFFFF.
+        assert await control.read_history(1, 1, start=0xFFFF) == []
+        assert len(sim.sent) == sent + 1
+        for count, start, reason, field in (
+            (0, 0, "below_minimum", "count"),
+            (MAX_HISTORY_RECORDS + 1, 0, "above_maximum", "count"),
+            (1, -1, "below_minimum", "start"),
+            (2, 0xFFFF, "wire_range", "start"),
+            (MAX_HISTORY_RECORDS, 0x10000 - MAX_HISTORY_RECORDS + 1, "wire_range", "start"),
+        ):
+            with pytest.raises(ParameterError) as invalid:
+                await control.read_history(1, count, start=start)
+            assert (invalid.value.reason, invalid.value.field) == (reason, field)
+        assert len(sim.sent) == sent + 1  # refused before anything was sent
 
 
 async def test_raw_command_reads_freely_and_writes_only_when_allowed() -> None:

@@ -416,3 +416,58 @@ async def test_serial_device_path_over_a_pty() -> None:
     assert frame.raw == again.raw == rep
     assert bms.requests == [request(), request(cid2=0x44)]
     assert not link.is_open
+
+
+async def test_reply_still_arriving_after_the_timeout_is_accepted() -> None:
+    """The deadline runs from the last byte received: a slow reply that keeps coming in is not cut off at
+    `timeout`, even though all of it takes several times as long."""
+    rep = reply(info=bytes(range(24)))
+    size = -(-len(rep) // 10)
+    pieces = [rep[i : i + size] for i in range(0, len(rep), size)]
+
+    async def trickle(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.1)  # the pacing being tested, not synchronisation: each piece is 0.1 s apart
+
+    # Ten pieces 0.1 s apart take 0.9 s, three times the timeout; each gap is a third of it.
+    async with serve(trickle) as bms, link_to(bms, timeout=0.3) as link:
+        frame = await link.exchange(request())
+    assert len(pieces) == 10
+    assert frame.raw == rep
+    assert link.stats.timeouts == 0
+    assert link.stats.good_frames == 1
+    assert link.stats.bytes_in == len(rep)
+
+
+async def test_endless_garbage_times_out_at_the_longest_frame_time() -> None:
+    """A line that never stops sending (noise, a babbling device) keeps pushing the deadline back, but never past
+    the wire time of the longest possible frame: the exchange ends with LinkTimeout and the link stays usable."""
+    stop = asyncio.Event()
+    garbled = corrupt(reply())
+    good = reply(info=b"\x05")
+
+    async def babble(req: bytes, writer: asyncio.StreamWriter) -> None:
+        if len(bms.requests) > 1:
+            writer.write(good)
+            return
+        while not stop.is_set():
+            # Invalid frames and bytes without an EOI, each burst well inside the 0.05 s idle timeout.
+            writer.write(garbled + b"~0123456789ABCDEF")
+            await writer.drain()
+            await asyncio.sleep(0.005)
+
+    # At 115200 baud the longest frame (MAX_FRAME_LEN) takes about 0.36 s: the cap is timeout + that.
+    async with serve(babble) as bms, link_to(bms, timeout=0.05, baudrate=115200) as link:
+        with pytest.raises(LinkTimeout):
+            await link.exchange(request())
+        stop.set()
+        timed_out = link.stats.snapshot()
+        frame = await link.exchange(request())
+    assert frame.raw == good
+    assert timed_out["timeouts"] == 1
+    assert timed_out["good_frames"] == 0
+    assert timed_out["truncated"] == 1  # the buffer ended in the start of a frame
+    assert timed_out["checksum_errors"] > 1  # more than one burst arrived: the deadline was pushed back
+    assert link.stats.good_frames == 1

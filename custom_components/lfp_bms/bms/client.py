@@ -6,15 +6,23 @@ replies into one frozen ClusterState per refresh. It knows nothing about Home As
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .driver import ALL_PACKS, Exchange, ProtocolDriver, ProtocolName, Strategy
-from .frame import BmsError, FrameError, RtnError
+from .frame import BmsError, Frame, FrameError, RtnError
 from .models import ClusterState, PackAnalog, PackIdentity, PackReading, PackStatus
+from .transport import LinkTimeout
 
 _LOGGER = logging.getLogger(__name__)
+
+#: Failed exchanges repeated (once each) per poll. One corrupted byte in a broadcast would otherwise fail the whole
+#: poll; the bound keeps silent packs on a bus from each adding a second timeout to every poll.
+RETRIES_PER_POLL = 2
+#: Worth repeating: the reply was lost, garbled or answered something else. Not LinkError (the link is down and
+#: reopened after a backoff) nor RtnError (the BMS answered and refused; asking again gets the same answer).
+_RETRYABLE = (FrameError, LinkTimeout)
 
 
 class ClusterError(BmsError):
@@ -97,25 +105,28 @@ class ClusterClient:
         #: Held by every multi-exchange sequence that must not interleave with another: a poll (read_all) and
         #: each write with its read-back (control.PaceControl), so a poll never sees a half-applied change.
         self.lock = asyncio.Lock()
+        self._retries_left = 0
 
     async def read_all(self) -> ClusterState:
         """Analog values and status of every expected pack, by the configured strategy.
 
         A pack that does not answer gets a PackReading with `error` set; if no pack answers at all the
-        underlying transport error (or ClusterError) propagates, so the caller can mark the link down.
+        underlying transport error (or ClusterError) propagates, so the caller can mark the link down. A lost,
+        garbled or mismatched reply is asked for again once (up to RETRIES_PER_POLL times per poll).
         """
         async with self.lock:
+            self._retries_left = RETRIES_PER_POLL
             if self.config.strategy is Strategy.BROADCAST:
                 return await self._read_broadcast()
             return await self._read_each()
 
     async def _read_broadcast(self) -> ClusterState:
         master = self.config.master_address
-        analog_frame = await self.link.exchange(self.driver.analog_request(master, ALL_PACKS))
         # The selector makes a reply that answers another request (a late one) a FrameError, not a record.
-        analogs = self.driver.decode_analog(analog_frame, ALL_PACKS)
-        status_frame = await self.link.exchange(self.driver.status_request(master, ALL_PACKS))
-        statuses = self.driver.decode_status(status_frame, ALL_PACKS)
+        analogs = await self._fetch(self.driver.analog_request(master, ALL_PACKS), self.driver.decode_analog, ALL_PACKS)
+        statuses = await self._fetch(
+            self.driver.status_request(master, ALL_PACKS), self.driver.decode_status, ALL_PACKS
+        )
         return self._assemble(analogs, statuses, {})
 
     async def _read_each(self) -> ClusterState:
@@ -127,10 +138,8 @@ class ClusterClient:
         for address in self.config.addresses:
             adr = address if bus else self.config.master_address
             try:
-                analog_reply = await self.link.exchange(self.driver.analog_request(adr, address))
-                analog = self._only(self.driver.decode_analog(analog_reply, address), address)
-                status_reply = await self.link.exchange(self.driver.status_request(adr, address))
-                status = self._only(self.driver.decode_status(status_reply, address), address)
+                analog = await self._fetch(self.driver.analog_request(adr, address), self._one_analog, address)
+                status = await self._fetch(self.driver.status_request(adr, address), self._one_status, address)
             except BmsError as err:
                 # One silent or garbled pack must not take the others down with it.
                 _LOGGER.debug("pack %s: %s", address, err)
@@ -143,6 +152,24 @@ class ClusterClient:
         if last_error is not None and len(errors) == len(self.config.addresses):
             raise last_error
         return self._assemble(analogs, statuses, errors)
+
+    async def _fetch[T](self, request: bytes, decode: Callable[[Frame, int], T], selector: int) -> T:
+        """Send `request` and decode its reply for `selector`; a failure is repeated once while the poll has
+        retries left."""
+        try:
+            return decode(await self.link.exchange(request), selector)
+        except _RETRYABLE as err:
+            if self._retries_left <= 0:
+                raise
+            self._retries_left -= 1
+            _LOGGER.debug("retrying %r after %s: %s", request, type(err).__name__, err)
+        return decode(await self.link.exchange(request), selector)
+
+    def _one_analog(self, frame: Frame, address: int) -> list[PackAnalog]:
+        return self._only(self.driver.decode_analog(frame, address), address)
+
+    def _one_status(self, frame: Frame, address: int) -> list[PackStatus]:
+        return self._only(self.driver.decode_status(frame, address), address)
 
     @staticmethod
     def _only[T: (PackAnalog, PackStatus)](records: list[T], address: int) -> list[T]:

@@ -222,8 +222,15 @@ class PaceControl:
 
     async def read_history(self, address: int, count: int, start: int = 0) -> list[HistoryRecord]:
         """Up to `count` records from index `start` (0 = newest); stops early at the end of the history."""
-        if not 1 <= count <= MAX_HISTORY_RECORDS or not 0 <= start <= 0xFFFF - count:
-            raise ValueError(f"history count 1-{MAX_HISTORY_RECORDS} from a 16-bit index, not {count} from {start}")
+        # Records are addressed by a 16-bit index (protocol.md §1.9.10); a bad range is the caller's, sent nowhere.
+        if count < 1:
+            raise ParameterError("below_minimum", "count", f"{count} < 1")
+        if count > MAX_HISTORY_RECORDS:
+            raise ParameterError("above_maximum", "count", f"{count} > {MAX_HISTORY_RECORDS}")
+        if start < 0:
+            raise ParameterError("below_minimum", "start", f"{start} < 0")
+        if start + count - 1 > 0xFFFF:
+            raise ParameterError("wire_range", "start", f"{count} records from index {start} pass index 65535")
         adr = self.client.check_writable(address)
         records: list[HistoryRecord] = []
         for index in range(start, start + count):
