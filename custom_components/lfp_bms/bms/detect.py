@@ -211,9 +211,9 @@ async def _scan_bus(link: SerialLink, driver: ProtocolDriver, first: int) -> tup
             continue
         else:
             found.append(address)
-    if 0 in found and len(found) > 1 and (first != 0 or driver.name is ProtocolName.PACE25):
+    if 0 in found and len(found) > 1 and driver.name is not ProtocolName.SEPLOS:
         # ADR 00 reaches "whoever is connected" (captures.md A.2; EG4 on its console port too): the same pack as
-        # a numbered one. Only a Seplos bus numbers a real pack 0 (DIP 0), and then the probe at ADR 00 found it.
+        # a numbered one. Only a Seplos bus numbers a real pack 0 (DIP 0).
         found.remove(0)
     return sorted(found), refused
 
