@@ -10,9 +10,9 @@ import pytest
 
 from custom_components.lfp_bms.bms import detect as detect_module
 from custom_components.lfp_bms.bms.detect import NoBatteryFoundError, detect
-from custom_components.lfp_bms.bms.driver import Strategy
+from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.frame import Frame, Rtn, RtnError, decode_frame, encode_frame
-from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
+from custom_components.lfp_bms.bms.simulator import LinkMode, Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import LinkTimeout, SerialLink
 
 #: Decides what happens to a request before it reaches the simulator: None passes it on.
@@ -159,7 +159,7 @@ async def test_a_stage_that_hangs_after_a_battery_answered_is_a_timeout() -> Non
 
 async def test_seplos_bus_keeps_pack_zero() -> None:
     """A Seplos RS485 bus numbers a real pack 0 (DIP 0): it is kept even when another address answered first."""
-    sim = Simulator(SimulatorConfig(protocol="seplos", link="rs485", packs=3, speed=0, paced=False))
+    sim = Simulator(SimulatorConfig(protocol=ProtocolName.SEPLOS, link=LinkMode.RS485, packs=3, speed=0, paced=False))
     await sim.start()
     link = SerialLink(sim.url)
     try:
