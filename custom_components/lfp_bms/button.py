@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import is_can_entry
+from .bms.control import PaceControl
 from .control_entity import LfpBmsControlEntity, control_addresses, run_control
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
@@ -20,23 +20,21 @@ PARALLEL_UPDATES = 1
 class PackButtonDescription(ButtonEntityDescription):
     """`press_fn` does the work for one pack."""
 
-    press_fn: Callable[[LfpBmsCoordinator, int], Awaitable[None]]
+    press_fn: Callable[[LfpBmsCoordinator, PaceControl, int], Awaitable[None]]
 
 
-async def _shutdown(coordinator: LfpBmsCoordinator, address: int) -> None:
-    if coordinator.control is not None:
-        await coordinator.control.shutdown(address)
+async def _shutdown(coordinator: LfpBmsCoordinator, control: PaceControl, address: int) -> None:
+    await control.shutdown(address)
 
 
-async def sync_clock(coordinator: LfpBmsCoordinator, address: int) -> None:
+async def _sync_clock(coordinator: LfpBmsCoordinator, control: PaceControl, address: int) -> None:
     """Set the pack's clock to Home Assistant's local time and keep the clock read back."""
-    if coordinator.control is not None:
-        await coordinator.control.set_clock(address, dt_util.now().replace(tzinfo=None))
-        await coordinator.async_read_clock(address)
-        coordinator.async_update_listeners()
+    await control.set_clock(address, dt_util.now().replace(tzinfo=None))
+    await coordinator.async_read_clock(control, address)
+    coordinator.async_update_listeners()
 
 
-async def _reread(coordinator: LfpBmsCoordinator, address: int) -> None:
+async def _reread(coordinator: LfpBmsCoordinator, control: PaceControl, address: int) -> None:
     # Every writable pack: one press re-reads what the entities of the whole link show.
     await coordinator.async_read_settings()
     coordinator.async_update_listeners()
@@ -52,7 +50,7 @@ BUTTONS: tuple[PackButtonDescription, ...] = (
         press_fn=_shutdown,
     ),
     PackButtonDescription(
-        key="sync_clock", translation_key="sync_clock", entity_category=EntityCategory.CONFIG, press_fn=sync_clock
+        key="sync_clock", translation_key="sync_clock", entity_category=EntityCategory.CONFIG, press_fn=_sync_clock
     ),
     PackButtonDescription(
         key="reread_parameters",
@@ -66,9 +64,7 @@ BUTTONS: tuple[PackButtonDescription, ...] = (
 async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Buttons of every writable pack, only with control allowed."""
-    if is_can_entry(entry.data):
-        return
+    """Buttons of every writable pack, only with control allowed (a CAN entry never forwards this platform)."""
     coordinator = entry.runtime_data
     async_add_entities(
         PackButton(coordinator, description, address)
@@ -87,4 +83,4 @@ class PackButton(LfpBmsControlEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Run the action; errors are translated."""
-        await run_control(self.address, self.entity_description.press_fn(self.coordinator, self.address))
+        await run_control(self.address, self.entity_description.press_fn(self.coordinator, self.control, self.address))

@@ -105,13 +105,16 @@ async def run_control[T](address: int, operation: Awaitable[T]) -> T:
 
 
 @callback
-def set_pack_status(coordinator: LfpBmsCoordinator, address: int, status: PackStatus) -> None:
-    """Publish a status read back after a write at once, so entities show what the BMS now says."""
+def update_pack_status(
+    coordinator: LfpBmsCoordinator, address: int, change: Callable[[PackStatus], PackStatus]
+) -> None:
+    """Publish what a write's reply or read-back says at once, so entities show what the BMS now says. `change`
+    gets the pack's last polled status; with none (the pack missed the last poll) the next poll tells."""
     data = coordinator.data
     reading = data.cluster.packs.get(address)
     if reading is None or reading.status is None:
         return
-    packs = {**data.cluster.packs, address: replace(reading, status=status)}
+    packs = {**data.cluster.packs, address: replace(reading, status=change(reading.status))}
     coordinator.async_set_updated_data(BankData(cluster=ClusterState(packs=packs), energy=data.energy))
 
 

@@ -1,5 +1,6 @@
 """The coordinator: one per config entry (one link), polling the whole cluster through the ClusterClient."""
 
+import asyncio
 import logging
 import math
 import time
@@ -82,7 +83,8 @@ class ClockReading:
 
 
 class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
-    """Polls analog values and status of every pack each interval; identity rarely."""
+    """Polls analog values and status of every pack each interval; identity, parameters and clock rarely, in a
+    background task after a poll (those reads take seconds on a bus and must not stretch a poll)."""
 
     config_entry: LfpBmsConfigEntry
 
@@ -110,7 +112,6 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         )
         self.invert_current = bool(entry.options.get(CONF_INVERT_CURRENT, False))
         self.identities: dict[int, PackIdentity] = {}
-        self._identity_read_at = 0.0
         self._energy: dict[str | int, EnergyIntegrator] = {}
         self._max_gap_s = interval * ENERGY_MAX_GAP_INTERVALS
         self._link_down_since: float | None = None
@@ -126,7 +127,9 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         #: Parameter groups and clock of each writable pack, read at setup and hourly (with control only).
         self.parameters: dict[int, dict[type[ParameterGroup], ParameterGroup]] = {}
         self.clocks: dict[int, ClockReading] = {}
-        self._settings_read_at = 0.0
+        #: When identities (and, with control, settings) were last read; the hourly re-read is due after that.
+        self._slow_read_at = 0.0
+        self._slow_read_task: asyncio.Task[None] | None = None
 
     def energy_integrator(self, key: str | int) -> EnergyIntegrator:
         """The integrator of one series (created on first use, so restored totals can be fed in early)."""
@@ -144,9 +147,33 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
                 translation_key="cannot_connect",
                 translation_placeholders={"error": str(err)},
             ) from err
+        # Entities need the identities for their device info, so these are read before the first poll.
+        await self._slow_reads()
+
+    async def _slow_reads(self) -> None:
+        """Identities, and with control the settings, of every writable pack."""
+        self._slow_read_at = time.monotonic()
         await self._read_identities()
         if self.control_allowed:
             await self.async_read_settings()
+
+    def _start_slow_reads(self, now: float) -> None:
+        """Re-read identities and settings in the background when due. The task starts after this poll has been
+        published (not eagerly) and takes the client's lock per exchange, so polls go on between its reads; it
+        stamps its start time, so a second one is not started while it runs."""
+        if now - self._slow_read_at <= SLOW_READ_INTERVAL.total_seconds():
+            return
+        self._slow_read_task = self.config_entry.async_create_background_task(
+            self.hass,
+            self._background_slow_reads(),
+            f"{DOMAIN} slow reads {self.config_entry.title}",
+            eager_start=False,
+        )
+
+    async def _background_slow_reads(self) -> None:
+        await self._slow_reads()
+        # Parameter and clock entities read the coordinator's dicts: tell them (the poll data is unchanged).
+        self.async_update_listeners()
 
     async def async_read_settings(self) -> None:
         """Every parameter group and the clock of each writable pack; what a pack will not give is left out."""
@@ -158,18 +185,18 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
             groups = self.parameters.setdefault(address, {})
             for group_type in GROUPS.values():
                 try:
-                    groups[group_type] = await self.control.read_group(address, group_type)
+                    # One exchange per lock hold: a poll waits for at most one read, not for the whole set.
+                    async with self.client.lock:
+                        groups[group_type] = await self.control.read_group(address, group_type)
                 except BmsError as err:
                     _LOGGER.debug("pack %s: %s not read: %s", address, group_type.__name__, err)
-            await self.async_read_clock(address)
-        self._settings_read_at = time.monotonic()
+            await self.async_read_clock(self.control, address)
 
-    async def async_read_clock(self, address: int) -> None:
+    async def async_read_clock(self, control: PaceControl, address: int) -> None:
         """Read one pack's clock into `clocks` (kept as it was when the pack does not answer)."""
-        if self.control is None:
-            return
         try:
-            self.clocks[address] = ClockReading(await self.control.read_clock(address), dt_util.utcnow())
+            async with self.client.lock:
+                self.clocks[address] = ClockReading(await control.read_clock(address), dt_util.utcnow())
         except BmsError as err:
             _LOGGER.debug("pack %s: clock not read: %s", address, err)
 
@@ -177,10 +204,10 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         for address in self.link_config.addresses:
             if self.link_config.writable(address):
                 try:
-                    self.identities[address] = await self.client.read_identity(address)
+                    async with self.client.lock:
+                        self.identities[address] = await self.client.read_identity(address)
                 except BmsError as err:
                     _LOGGER.debug("identity of pack %s not read: %s", address, err)
-        self._identity_read_at = time.monotonic()
 
     async def _async_update_data(self) -> BankData:
         now = time.monotonic()
@@ -195,10 +222,7 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
             ) from err
         self._link_up()
         self._track_missing_packs(state)
-        if now - self._identity_read_at > SLOW_READ_INTERVAL.total_seconds():
-            await self._read_identities()
-        if self.control_allowed and now - self._settings_read_at > SLOW_READ_INTERVAL.total_seconds():
-            await self.async_read_settings()
+        self._start_slow_reads(now)
         return BankData(cluster=state, energy=self._integrate(state, now))
 
     def _integrate(self, state: ClusterState, now: float) -> dict[str | int, EnergyTotals]:
@@ -273,6 +297,10 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
                 )
 
     async def async_shutdown(self) -> None:
-        """Close the link with the coordinator."""
+        """Stop a running re-read, then close the link with the coordinator."""
         await super().async_shutdown()
+        task = self._slow_read_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
         await self.link.close()

@@ -16,8 +16,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.control import Switch, switch_state
 from .bms.pace_params import CAN_PROTOCOLS, PROTOCOL_TYPES, RS485_PROTOCOLS, ProtocolSelection
-from .const import DOMAIN, is_can_entry
-from .control_entity import LfpBmsControlEntity, control_addresses, set_pack_status, set_parameter_group
+from .const import DOMAIN
+from .control_entity import LfpBmsControlEntity, control_addresses, set_parameter_group, update_pack_status
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
 PARALLEL_UPDATES = 1
@@ -75,9 +75,7 @@ GEAR_SELECT = SelectEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Selects of every writable pack, only with control allowed."""
-    if is_can_entry(entry.data):
-        return
+    """Selects of every writable pack, only with control allowed (a CAN entry never forwards this platform)."""
     coordinator = entry.runtime_data
     entities: list[SelectEntity] = []
     for address in control_addresses(coordinator):
@@ -103,10 +101,8 @@ class LimiterGearSelect(LfpBmsControlEntity, SelectEntity):
     async def async_select_option(self, option: str) -> None:
         """Switch the gear; the reply's control byte is what is shown afterwards."""
         reply = await self._write(lambda control: control.set_switch(self.address, Switch.LOW_GEAR, option == GEAR_LOW))
-        reading = self.reading
-        if reading is not None and reading.status is not None:
-            status = replace(reading.status, limiter_low_gear=switch_state(reply, Switch.LOW_GEAR))
-            set_pack_status(self.coordinator, self.address, status)
+        low_gear = switch_state(reply, Switch.LOW_GEAR)
+        update_pack_status(self.coordinator, self.address, lambda status: replace(status, limiter_low_gear=low_gear))
 
     def _state_key(self) -> tuple[Any, ...]:
         return (self.available, self.current_option)

@@ -137,7 +137,7 @@ async def _set_clock(call: ServiceCall) -> None:
         moment = moment.replace(tzinfo=dt_util.get_default_time_zone())
     # The BMS keeps Home Assistant's local time without a zone.
     await run_control(address, control.set_clock(address, dt_util.as_local(moment).replace(tzinfo=None)))
-    await coordinator.async_read_clock(address)
+    await coordinator.async_read_clock(control, address)
     coordinator.async_update_listeners()
 
 

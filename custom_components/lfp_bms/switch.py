@@ -15,36 +15,40 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.control import PaceControl, Switch, switch_state
 from .bms.models import PackStatus
-from .const import is_can_entry
-from .control_entity import LfpBmsControlEntity, control_addresses, set_pack_status
+from .control_entity import LfpBmsControlEntity, control_addresses, update_pack_status
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
 PARALLEL_UPDATES = 1
 
 
+type StatusChange = Callable[[PackStatus], PackStatus]
+type SwitchWrite = Callable[[PaceControl, int, bool], Awaitable[StatusChange]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class PackSwitchDescription(SwitchEntityDescription):
-    """`value_fn` reads the switch from the status; `write_fn` switches it and returns the status to publish."""
+    """`value_fn` reads the switch from the status; `write_fn` switches it and returns how the status changed."""
 
     value_fn: Callable[[PackStatus], bool | None]
-    write_fn: Callable[[PaceControl, int, bool, PackStatus], Awaitable[PackStatus]]
+    write_fn: SwitchWrite
 
 
-def _mos(charge: bool) -> Callable[[PaceControl, int, bool, PackStatus], Awaitable[PackStatus]]:
-    async def write(control: PaceControl, address: int, on: bool, status: PackStatus) -> PackStatus:
-        return await control.set_mos(address, charge=charge, on=on)
+def _mos(charge: bool) -> SwitchWrite:
+    """Write a MOSFET (0x9A/0x9B); the status read back afterwards replaces the polled one."""
+
+    async def write(control: PaceControl, address: int, on: bool) -> StatusChange:
+        read_back = await control.set_mos(address, charge=charge, on=on)
+        return lambda _: read_back
 
     return write
 
 
-def _switch(
-    switch: Switch, update: Callable[[PackStatus, bool], PackStatus]
-) -> Callable[[PaceControl, int, bool, PackStatus], Awaitable[PackStatus]]:
+def _switch(switch: Switch, update: Callable[[PackStatus, bool], PackStatus]) -> SwitchWrite:
     """Write a 0x99 switch; the reply's control byte (already checked) updates the status shown."""
 
-    async def write(control: PaceControl, address: int, on: bool, status: PackStatus) -> PackStatus:
-        reply = await control.set_switch(address, switch, on)
-        return update(status, switch_state(reply, switch))
+    async def write(control: PaceControl, address: int, on: bool) -> StatusChange:
+        state = switch_state(await control.set_switch(address, switch, on), switch)
+        return lambda status: update(status, state)
 
     return write
 
@@ -91,9 +95,7 @@ SWITCHES: tuple[PackSwitchDescription, ...] = (
 async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Switches of every writable pack, only with control allowed."""
-    if is_can_entry(entry.data):
-        return
+    """Switches of every writable pack, only with control allowed (a CAN entry never forwards this platform)."""
     coordinator = entry.runtime_data
     async_add_entities(
         PackSwitch(coordinator, description, address)
@@ -133,13 +135,9 @@ class PackSwitch(LfpBmsControlEntity, SwitchEntity):
         await self._set(False)
 
     async def _set(self, on: bool) -> None:
-        reading = self.reading
-        status = reading.status if reading is not None else None
-        if status is None:
-            status = PackStatus(address=self.address)
-        description = self.entity_description
-        new_status = await self._write(lambda control: description.write_fn(control, self.address, on, status))
-        set_pack_status(self.coordinator, self.address, new_status)
+        write = self.entity_description.write_fn
+        change = await self._write(lambda control: write(control, self.address, on))
+        update_pack_status(self.coordinator, self.address, change)
 
     def _state_key(self) -> tuple[Any, ...]:
         return (self.available, self.is_on)
