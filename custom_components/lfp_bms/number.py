@@ -22,7 +22,6 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.control import GROUPS
 from .bms.pace_params import FieldSpec, ParameterGroup, ProtocolSelection
-from .const import is_can_entry
 from .control_entity import LfpBmsControlEntity, control_addresses, set_parameter_group
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
@@ -82,9 +81,7 @@ PARAMETER_NUMBERS: tuple[ParameterNumberDescription, ...] = tuple(
 async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Parameter numbers of every writable pack, only with control allowed."""
-    if is_can_entry(entry.data):
-        return
+    """Parameter numbers of every writable pack, only with control allowed (CAN entries never load this platform)."""
     coordinator = entry.runtime_data
     async_add_entities(
         ParameterNumber(coordinator, description, address)
