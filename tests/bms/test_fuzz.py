@@ -21,7 +21,8 @@ from custom_components.lfp_bms.bms.pace_params import PARAMETER_GROUPS
 from custom_components.lfp_bms.bms.registry import make_driver
 from custom_components.lfp_bms.bms.simulator import Cluster, LinkMode, SimulatorConfig, make_responder
 
-CAPTURES = Path("/work/shared/docs/captures.md")
+# The project notes live in shared/ beside the repository (as on our machines and in CI).
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "docs" / "captures.md"
 #: Frames as captures.md writes them: SOI, hex, a literal "\r".
 _CAPTURE_FRAME = re.compile(r"~[0-9A-Fa-f]{16,}\\r")
 
