@@ -1,6 +1,6 @@
 """The lfp_bms integration: LiFePO4 rack and wall batteries with a PACE-family BMS."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
@@ -12,6 +12,7 @@ from homeassistant.helpers.typing import ConfigType
 from .const import CONF_ADDRESSES, DOMAIN, is_can_entry
 
 if TYPE_CHECKING:
+    from .can_coordinator import LfpCanConfigEntry
     from .coordinator import LfpBmsConfigEntry
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -39,7 +40,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bo
     if is_can_entry(entry.data):
         from .can_coordinator import async_setup_can_entry
 
-        return await async_setup_can_entry(hass, entry)  # type: ignore[arg-type]  # runtime_data is the CAN coordinator
+        # A CAN entry's runtime_data is the CAN coordinator; the entry type names the serial one.
+        return await async_setup_can_entry(hass, cast("LfpCanConfigEntry", entry))
     # Imported here, not at module level: importing the pure protocol library (custom_components.lfp_bms.bms,
     # e.g. by its CLI) runs this package's __init__, which must stay light.
     from .coordinator import LfpBmsCoordinator

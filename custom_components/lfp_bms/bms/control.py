@@ -8,10 +8,10 @@ Parameter groups are read, changed, validated as a whole (pace_params validate) 
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, cast, get_type_hints
 
 from .client import ClusterClient
 from .driver import Strategy
@@ -172,7 +172,7 @@ def group_values(group: ParameterGroup) -> dict[str, float]:
 
 def _coerce(group_type: type[ParameterGroup], values: Mapping[str, float]) -> dict[str, Any]:
     """Values for `replace`: known fields only, integers where the field is an int (off-step otherwise)."""
-    kinds = {f.name: f.type for f in fields(group_type)}  # type: ignore[arg-type]  # every group is a dataclass
+    kinds = get_type_hints(group_type)
     coerced: dict[str, Any] = {}
     for name, value in values.items():
         if name not in group_type.specs:

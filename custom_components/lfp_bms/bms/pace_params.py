@@ -6,6 +6,7 @@ only (no vendor document); where a read and a write differ (DOC1 sign, DOC2 leng
 """
 
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Self
@@ -74,7 +75,7 @@ def _ds(seconds: float) -> int:
     return round(seconds * 10)
 
 
-class ParameterGroup:
+class ParameterGroup(ABC):
     """Base of every parameter group dataclass."""
 
     __slots__ = ()
@@ -86,13 +87,13 @@ class ParameterGroup:
     order: ClassVar[tuple[tuple[str, str, bool], ...]] = ()
 
     @classmethod
+    @abstractmethod
     def decode(cls, info: bytes) -> Self:
         """The group from a read reply's INFO (FrameError when malformed)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode(self) -> bytes:
         """INFO of the write request."""
-        raise NotImplementedError
 
     def encode_reply(self) -> bytes:
         """INFO of the read reply (differs from the write for some groups)."""

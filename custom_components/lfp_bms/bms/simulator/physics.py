@@ -10,6 +10,7 @@ load profile between the packs that can take current. Ground-truth energy counte
 
 import math
 import random
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -96,11 +97,12 @@ def ocv(soc: float) -> float:
 # --- load profiles ------------------------------------------------------------------------------------------
 
 
-class Profile:
+class Profile(ABC):
     """Cluster current (A, + = charge) requested by the inverter at simulated time t (s)."""
 
+    @abstractmethod
     def current_at(self, t: float) -> float:
-        raise NotImplementedError
+        """The requested current at `t`."""
 
     def next_change(self, t: float) -> float | None:
         """The next time after t at which the current jumps (steps never straddle it), None if never."""
