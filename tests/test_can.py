@@ -3,6 +3,7 @@ over python-can's `virtual` interface and over an slcan adapter emulated on TCP.
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from homeassistant.core import HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
@@ -220,6 +222,139 @@ def _can_entry(sim: CanSimulator, **data: Any) -> MockConfigEntry:
         unique_id=f"can_virtual_{channel}",
         data={"link": "can", "interface": "virtual", "channel": channel, "bitrate": 500000} | data,
     )
+
+
+async def _set_up(hass: HomeAssistant, entry: MockConfigEntry) -> LfpCanCoordinator:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator: LfpCanCoordinator = entry.runtime_data
+    assert coordinator.last_update_success
+    return coordinator
+
+
+def _slcan_entry(sim: CanSimulator) -> MockConfigEntry:
+    return _can_entry(sim, interface="slcan", channel=sim.url)
+
+
+_ENTITIES = (("sensor", "voltage"), ("sensor", "soc"), ("binary_sensor", "charge_enable"))
+
+
+async def _lose_link(hass: HomeAssistant, coordinator: LfpCanCoordinator, sim: CanSimulator) -> None:
+    """The emulated adapter goes away; wait until the coordinator noticed it and closed its end."""
+    await sim.drop_slcan()
+    await _until(coordinator, lambda: not coordinator.last_update_success)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert not coordinator.link.is_open
+
+
+def _records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == level and r.name.startswith("custom_components.lfp_bms")]
+
+
+async def _fire_while_down(hass: HomeAssistant, seconds: float) -> None:
+    """Let `seconds` pass and wait for what they started (a reconnect attempt, which fails)."""
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
+    # Only while the link is down: a running link's frame consumer is a background task that never ends.
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def _reconnect_after(hass: HomeAssistant, coordinator: LfpCanCoordinator, seconds: float) -> None:
+    """Let `seconds` pass: the reconnect attempt due by then succeeds and frames are published again."""
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
+    await _until(coordinator, lambda: coordinator.last_update_success)
+    await hass.async_block_till_done()
+    assert coordinator.link.is_open
+
+
+@pytest.mark.parametrize("can_sim", [{"slcan": True}], indirect=True)
+async def test_slcan_adapter_lost_and_back(
+    hass: HomeAssistant, can_sim: CanSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The TCP adapter drops the connection: unavailable with one warning (no flood, no unhandled exception); it is
+    reopened by itself, with backoff, once the adapter accepts connections again."""
+    caplog.set_level(logging.DEBUG)
+    entry = _slcan_entry(can_sim)
+    coordinator = await _set_up(hass, entry)
+    assert can_sim.stats.slcan_connections == 1
+    delays = patch("custom_components.lfp_bms.can_coordinator.async_call_later", wraps=async_call_later)
+    with delays as call_later:
+        await _run_loss_and_return(hass, entry, coordinator, can_sim, caplog)
+    reconnect_delays = [c.args[1] for c in call_later.call_args_list if c.args[2] == coordinator._reconnect_due]
+    # 1 s, doubled after the refused attempt; back to 1 s after the link had come back.
+    assert reconnect_delays == [1.0, 2.0, 1.0]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert not coordinator.link.is_open
+
+
+async def _run_loss_and_return(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    coordinator: LfpCanCoordinator,
+    can_sim: CanSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await _lose_link(hass, coordinator, can_sim)
+    for platform, key in _ENTITIES:
+        assert _state(hass, entry, platform, key).state == STATE_UNAVAILABLE
+    # Broadcast periods go by with the adapter gone (the loop runs): still the one line.
+    for _ in range(5):
+        await can_sim.wait_tick()
+    # First attempt after 1 s: the adapter is still away (connection refused), so the next one waits 2 s.
+    await _fire_while_down(hass, 1.5)
+    assert not coordinator.link.is_open
+    assert can_sim.stats.slcan_connections == 1
+    (warning,) = _records(caplog, logging.WARNING)
+    assert can_sim.url in warning.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert coordinator.last_exception is not None
+    assert "reconnecting" in str(coordinator.last_exception)  # translated (can_link_lost)
+    await can_sim.serve_slcan()
+    await _reconnect_after(hass, coordinator, 3)
+    assert can_sim.stats.slcan_connections == 2
+    _assert_matches_physics(hass, entry, can_sim)
+    assert len(_records(caplog, logging.WARNING)) == 1
+    assert [r.getMessage() for r in _records(caplog, logging.INFO) if "reconnected" in r.getMessage()]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # A second loss is reported again (once), and the link recovers again.
+    await _lose_link(hass, coordinator, can_sim)
+    assert len(_records(caplog, logging.WARNING)) == 2
+    await can_sim.serve_slcan()
+    await _reconnect_after(hass, coordinator, 1.5)
+    assert can_sim.stats.slcan_connections == 3
+
+
+@pytest.mark.parametrize("can_sim", [{"slcan": True}], indirect=True)
+async def test_unload_while_reconnecting(hass: HomeAssistant, can_sim: CanSimulator) -> None:
+    """Unloading during the backoff cancels the pending attempt; nothing lingers (verify_cleanup) or reopens."""
+    entry = _slcan_entry(can_sim)
+    coordinator = await _set_up(hass, entry)
+    await _lose_link(hass, coordinator, can_sim)
+    await can_sim.serve_slcan()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await _fire_while_down(hass, 120)
+    assert not coordinator.link.is_open
+    assert can_sim.stats.slcan_connections == 1
+
+
+async def test_reader_thread_failure_reconnects(
+    hass: HomeAssistant, can_sim: CanSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bus without a file descriptor (python-can's reader thread, e.g. a USB adapter) failing: the same single
+    warning, no uncaught thread exception, and a reopened bus once receiving works again."""
+    entry = _can_entry(can_sim)
+    coordinator = await _set_up(hass, entry)
+    bus = coordinator.link._bus  # this bus only: the simulator's node on the channel keeps working
+    with patch.object(bus, "_recv_internal", side_effect=can.CanOperationError("unplugged")):
+        await _until(coordinator, lambda: not coordinator.last_update_success)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert not coordinator.link.is_open
+    (warning,) = _records(caplog, logging.WARNING)
+    assert "unplugged" in warning.getMessage()
+    await _reconnect_after(hass, coordinator, 1.5)
+    _assert_matches_physics(hass, entry, can_sim)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_silence_unavailable_and_recovery(hass: HomeAssistant, can_sim: CanSimulator) -> None:

@@ -6,11 +6,16 @@ a background task of the config entry. Opening the bus and stopping the notifier
 executor. Without a complete frame set for CAN_SILENCE_TIMEOUT the entities go unavailable; they come back with
 the frames. The inverter keep-alive (0x305) is sent only when the entry asks for it: with an inverter on the bus
 it would be a second, conflicting inverter.
+
+An adapter that fails while open (slcan TCP connection dropped, USB adapter unplugged) is reported once through
+`Listener.on_error`: the link is closed, the entities go unavailable with one warning, and it is reopened with
+exponential backoff until the adapter is back.
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -60,6 +65,9 @@ LISTEN_ONLY_KWARGS: Mapping[str, Mapping[str, Any]] = {
 LINK_ERRORS = (can.CanError, OSError, ValueError)
 #: Reader-thread receive timeout: bounds how long Notifier.stop() waits for the thread.
 _NOTIFIER_TIMEOUT_S = 0.2
+#: Delay before the first attempt to reopen a failed adapter, doubled after each failed attempt up to the maximum.
+RECONNECT_MIN_DELAY_S = 1.0
+RECONNECT_MAX_DELAY_S = 60.0
 
 type LfpCanConfigEntry = ConfigEntry[LfpCanCoordinator]
 
@@ -105,15 +113,61 @@ class CanLinkConfig:
         return kwargs
 
 
-class CanLink:
-    """One open python-can bus with its notifier, and the optional keep-alive."""
+class _GuardedNotifier(can.Notifier):
+    """A Notifier whose reader reports a failing bus once, through `Listener.on_error`, and then stops reading.
 
-    def __init__(self, hass: HomeAssistant, config: CanLinkConfig) -> None:
+    python-can 4.6 does half of that. Its `loop.add_reader` callback lets the exception escape and stays
+    registered, so the event loop logs it on every pass while the descriptor stays readable (a closed socket always
+    is), and `on_error` is never called. Its reader thread does call `on_error` (in the loop), then raises again,
+    which would log an uncaught thread exception.
+    """
+
+    def _on_message_available(self, bus: can.BusABC) -> None:
+        try:
+            super()._on_message_available(bus)
+        except Exception as err:  # like the reader thread: any failure of the bus is reported
+            assert self._loop is not None  # add_reader is only used with a loop
+            for reader in self._readers:
+                if isinstance(reader, int):
+                    self._loop.remove_reader(reader)
+            self._on_error(err)
+
+    def _rx_thread(self, bus: can.BusABC) -> None:
+        # The error has already been handed to on_error in the loop; the thread just ends.
+        with contextlib.suppress(Exception):
+            super()._rx_thread(bus)
+
+
+class _FrameReader(can.AsyncBufferedReader):
+    """Frames for the event loop; a reader error goes to the link's error callback (called in the loop)."""
+
+    def __init__(self, on_error: Callable[[Exception], None]) -> None:
+        super().__init__()
+        self._report_error = on_error
+
+    def on_error(self, exc: Exception) -> None:
+        self._report_error(exc)
+
+
+def _log_link_error(err: Exception) -> None:
+    _LOGGER.debug("CAN adapter failed: %s", err)
+
+
+class CanLink:
+    """One open python-can bus with its notifier, and the optional keep-alive.
+
+    `on_error` is called in the event loop, once per open, when the adapter fails while open.
+    """
+
+    def __init__(
+        self, hass: HomeAssistant, config: CanLinkConfig, on_error: Callable[[Exception], None] = _log_link_error
+    ) -> None:
         self.hass = hass
         self.config = config
+        self._on_error = on_error
         self._bus: can.BusABC | None = None
         self._notifier: can.Notifier | None = None
-        self._reader: can.AsyncBufferedReader | None = None
+        self._reader: _FrameReader | None = None
         self._keep_alive_unsub: CALLBACK_TYPE | None = None
         self._threaded = True
 
@@ -125,14 +179,20 @@ class CanLink:
         """Open the bus (in the executor: constructors block) and start notifying the event loop."""
         bus = await self.hass.async_add_executor_job(partial(can.Bus, **self.config.bus_kwargs()))
         self._bus = bus
-        self._reader = can.AsyncBufferedReader()
+        reader = _FrameReader(partial(self._reader_failed, bus))
+        self._reader = reader
         self._threaded = not _has_fileno(bus)
-        self._notifier = can.Notifier(bus, [self._reader], timeout=_NOTIFIER_TIMEOUT_S, loop=self.hass.loop)
+        self._notifier = _GuardedNotifier(bus, [reader], timeout=_NOTIFIER_TIMEOUT_S, loop=self.hass.loop)
         if self.config.keep_alive:
             self._keep_alive_unsub = async_track_time_interval(
                 self.hass, self._keep_alive, CAN_KEEP_ALIVE_INTERVAL, name="lfp_bms CAN keep-alive"
             )
             self.hass.async_create_task(self.send_keep_alive(), eager_start=False)
+
+    @callback
+    def _reader_failed(self, bus: can.BusABC, err: Exception) -> None:
+        if bus is self._bus:  # not a late report of a bus already closed
+            self._on_error(err)
 
     async def receive(self) -> can.Message:
         """The next frame from the bus."""
@@ -166,7 +226,10 @@ class CanLink:
             else:
                 notifier.stop()  # loop.remove_reader: must run in the loop, does not block
         if bus is not None:
-            await self.hass.async_add_executor_job(bus.shutdown)
+            try:
+                await self.hass.async_add_executor_job(bus.shutdown)
+            except LINK_ERRORS as err:  # a failed adapter cannot be told to close its channel
+                _LOGGER.debug("CAN adapter not shut down cleanly: %s", err)
 
 
 def _has_fileno(bus: can.BusABC) -> bool:
@@ -247,7 +310,7 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
     def __init__(self, hass: HomeAssistant, entry: LfpCanConfigEntry) -> None:
         super().__init__(hass, _LOGGER, config_entry=entry, name=entry.title, always_update=False)
         self.link_config = CanLinkConfig.from_dict(entry.data)
-        self.link = CanLink(hass, self.link_config)
+        self.link = CanLink(hass, self.link_config, on_error=self._on_link_error)
         self.state = CanState()
         self.energy = EnergyIntegrator(CAN_SILENCE_TIMEOUT.total_seconds() + CAN_PUBLISH_INTERVAL.total_seconds())
         self.cluster_device_id: str | None = None
@@ -259,6 +322,12 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
         self._publish_unsub: CALLBACK_TYPE | None = None
         self._silence_unsub: CALLBACK_TYPE | None = None
         self._consumer: asyncio.Task[None] | None = None
+        #: Closing the failed adapter, or one attempt to reopen it.
+        self._recovery: asyncio.Task[None] | None = None
+        self._reconnect_unsub: CALLBACK_TYPE | None = None
+        self._reconnect_delay = RECONNECT_MIN_DELAY_S
+        self._link_lost = False
+        self._stopping = False
 
     async def _async_setup(self) -> None:
         """Open the bus and start consuming frames; a bus that does not open means ConfigEntryNotReady."""
@@ -270,6 +339,9 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
                 translation_key="cannot_connect",
                 translation_placeholders={"error": str(err) or type(err).__name__},
             ) from err
+        self._start_consumer()
+
+    def _start_consumer(self) -> None:
         self._consumer = self.config_entry.async_create_background_task(
             self.hass, self._consume(), name=f"lfp_bms CAN {self.link_config.channel}"
         )
@@ -303,9 +375,9 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
                 _LOGGER.debug("bad frame 0x%03X: %s", message.arbitration_id, err)
                 continue
             self.frames_received += 1
+            # Published from the first full cycle on (also after a gap): no value of the set is left unknown.
             if self._cycle.add(message.arbitration_id) and self.state.complete:
                 self._ready.set()
-            if self.state.complete:
                 self._schedule_publish()
 
     @callback
@@ -344,9 +416,7 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
     def _on_silence(self, _now: datetime) -> None:
         """Nothing published for CAN_SILENCE_TIMEOUT: unavailable until a complete frame set is heard again."""
         self._silence_unsub = None
-        # Forget the old frames so that values of before the silence are never published as fresh.
-        self.state = CanState()
-        self.energy.break_series()
+        self._forget_frames()
         self.async_set_update_error(
             UpdateFailed(
                 translation_domain=DOMAIN,
@@ -355,17 +425,93 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
             )
         )
 
-    async def async_shutdown(self) -> None:
-        """Cancel timers and the consumer, then close the bus."""
-        await super().async_shutdown()
-        for unsub in (self._publish_unsub, self._silence_unsub):
+    def _forget_frames(self) -> None:
+        """Forget the old frames so that values of before a gap are never published as fresh."""
+        self.state = CanState()
+        self._cycle = FrameCycle()
+        self.energy.break_series()
+
+    def _cancel_timers(self) -> None:
+        for unsub in (self._publish_unsub, self._silence_unsub, self._reconnect_unsub):
             if unsub is not None:
                 unsub()
-        self._publish_unsub = self._silence_unsub = None
+        self._publish_unsub = self._silence_unsub = self._reconnect_unsub = None
+
+    @callback
+    def _on_link_error(self, err: Exception) -> None:
+        """The adapter failed while open: close it, go unavailable with one warning line, reopen it later."""
+        if self._link_lost or self._stopping:
+            return
+        self._link_lost = True
+        channel = self.link_config.channel
+        _LOGGER.warning("CAN adapter %s failed, reconnecting: %s", channel, str(err) or type(err).__name__)
+        if self._consumer is not None:
+            self._consumer.cancel()
+            self._consumer = None
+        self._cancel_timers()
+        self._forget_frames()
+        self._set_failed(
+            UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="can_link_lost",
+                translation_placeholders={"channel": channel, "error": str(err) or type(err).__name__},
+            )
+        )
+        self._recovery = self.config_entry.async_create_background_task(
+            self.hass, self._close_failed_link(), name=f"lfp_bms CAN close {channel}"
+        )
+
+    def _set_failed(self, err: UpdateFailed) -> None:
+        """async_set_update_error without its ERROR line: the failure has been logged once already."""
+        self.last_exception = err
+        if self.last_update_success:
+            self.last_update_success = False
+            self.async_update_listeners()
+
+    async def _close_failed_link(self) -> None:
+        await self.link.close()
+        self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if not self._stopping:
+            self._reconnect_unsub = async_call_later(self.hass, self._reconnect_delay, self._reconnect_due)
+
+    @callback
+    def _reconnect_due(self, _now: datetime) -> None:
+        self._reconnect_unsub = None
+        self._recovery = self.config_entry.async_create_background_task(
+            self.hass, self._reconnect(), name=f"lfp_bms CAN reconnect {self.link_config.channel}"
+        )
+
+    async def _reconnect(self) -> None:
+        """One attempt to reopen the adapter; the next one after twice the delay when it fails."""
+        try:
+            await self.link.open()
+        except LINK_ERRORS as err:
+            _LOGGER.debug("CAN adapter %s not back yet: %s", self.link_config.channel, err)
+            self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_DELAY_S)
+            self._schedule_reconnect()
+            return
+        if self._stopping:
+            return  # async_shutdown closes it
+        _LOGGER.info("CAN adapter %s reconnected", self.link_config.channel)
+        self._reconnect_delay = RECONNECT_MIN_DELAY_S
+        self._link_lost = False
+        self._start_consumer()
+
+    async def async_shutdown(self) -> None:
+        """Cancel timers and the consumer, let a running close or reopen finish, then close the bus."""
+        self._stopping = True
+        await super().async_shutdown()
+        self._cancel_timers()
         if self._consumer is not None:
             self._consumer.cancel()
             await asyncio.gather(self._consumer, return_exceptions=True)
             self._consumer = None
+        if self._recovery is not None:
+            # Not cancelled: a bus being opened in the executor would be left open.
+            await asyncio.gather(self._recovery, return_exceptions=True)
+            self._recovery = None
         await self.link.close()
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custom_components.lfp_bms.bms import can
+from custom_components.lfp_bms.bms import can, pace
 from custom_components.lfp_bms.bms import family20 as f20
-from custom_components.lfp_bms.bms import pace
 from custom_components.lfp_bms.bms.driver import ALL_PACKS, ProtocolName
 from custom_components.lfp_bms.bms.frame import BmsError, Frame, decode_frame, encode_frame, split_frames
 from custom_components.lfp_bms.bms.pace_params import PARAMETER_GROUPS

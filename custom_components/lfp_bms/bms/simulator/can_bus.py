@@ -9,6 +9,8 @@ sim = CanSimulator(cluster, CanSimulatorConfig(virtual_channel="test-1", slcan=T
 await sim.start()
 sim.url           # slcan adapter for python-can: can.Bus(interface="slcan", channel=sim.url)
 sim.silent = True # the battery stops talking (cable pulled)
+await sim.drop_slcan()   # the adapter goes away: connections closed, new ones refused ...
+await sim.serve_slcan()  # ... until it is back, on the same port
 await sim.stop()
 """
 
@@ -242,6 +244,7 @@ class CanSimulator:
         self.received: deque[tuple[int, bytes]] = deque(maxlen=self.config.log_size)
         self._bus: can.BusABC | None = None
         self._server: asyncio.Server | None = None
+        self._port = self.config.port
         self._clients: set[_SlcanClient] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_keep_alive = 0.0
@@ -258,21 +261,31 @@ class CanSimulator:
         if cfg.virtual_channel is not None:
             self._bus = can.Bus(interface="virtual", channel=cfg.virtual_channel)
         if cfg.slcan:
-            self._server = await asyncio.start_server(self._on_connect, cfg.host, cfg.port)
+            await self.serve_slcan()
         self._spawn(self._run())
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+    async def serve_slcan(self) -> None:
+        """Accept slcan connections (again): the first call binds a free port when none was configured."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._on_connect, self.config.host, self._port)
+            self._port = self._server.sockets[0].getsockname()[1]
+
+    async def drop_slcan(self) -> None:
+        """Test switch: the adapter goes away. Open connections are closed, new ones refused until serve_slcan()."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for client in list(self._clients):
             client.writer.close()
+        if server is not None:
+            await server.wait_closed()
+
+    async def stop(self) -> None:
+        await self.drop_slcan()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
         if self._bus is not None:
             self._bus.shutdown()
             self._bus = None
@@ -280,8 +293,8 @@ class CanSimulator:
     @property
     def url(self) -> str:
         """pyserial URL of the slcan adapter."""
-        assert self._server is not None, "slcan is off"
-        return f"socket://{self.config.host}:{self._server.sockets[0].getsockname()[1]}"
+        assert self.config.slcan, "slcan is off"
+        return f"socket://{self.config.host}:{self._port}"
 
     # -- what the battery does
 
