@@ -93,9 +93,11 @@ async def async_remove_config_entry_device(
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> None:
-    """Drop the entry's repair issues with it (they otherwise only go when the link or pack answers)."""
-    from .coordinator import link_down_issue_id, pack_missing_issue_id
+    """Drop the entry's repair issues and link-down time with it (they otherwise only go when the link or pack
+    answers)."""
+    from .coordinator import link_down_issue_id, link_down_since, pack_missing_issue_id
 
+    link_down_since(hass).pop(entry.entry_id, None)
     ir.async_delete_issue(hass, DOMAIN, link_down_issue_id(entry.entry_id))
     for address in entry.data.get(CONF_ADDRESSES, ()):
         ir.async_delete_issue(hass, DOMAIN, pack_missing_issue_id(entry.entry_id, int(address)))

@@ -20,7 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .bms.models import IDLE_CURRENT_A, Alarm, AlarmLevel, ClusterState, Condition, Fault, PackStatus
 from .const import is_can_entry
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
-from .entity import LfpBmsEntity
+from .entity import LfpBmsEntity, add_pack_entities
 
 PARALLEL_UPDATES = 0
 
@@ -155,23 +155,27 @@ CLUSTER_BINARY_SENSORS: tuple[ClusterBinarySensorDescription, ...] = (
 async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Create the cluster's binary sensors and those of every pack whose protocol reports the value."""
+    """Create the cluster's binary sensors and those of every pack (also one added later) whose protocol reports
+    the value."""
     if is_can_entry(entry.data):
         from .can_binary_sensor import async_setup_can_binary_sensors
 
         await async_setup_can_binary_sensors(hass, entry, async_add_entities)
         return
     coordinator = entry.runtime_data
-    entities: list[BinarySensorEntity] = [ClusterBinarySensor(coordinator, d) for d in CLUSTER_BINARY_SENSORS]
-    for address in coordinator.link_config.addresses:
-        reading = coordinator.data.cluster.packs.get(address)
-        status = reading.status if reading is not None and reading.online else None
-        entities += [
-            PackBinarySensor(coordinator, d, address)
-            for d in PACK_BINARY_SENSORS
-            if status is None or d.value_fn(status) is not None
-        ]
-    async_add_entities(entities)
+    async_add_entities(ClusterBinarySensor(coordinator, d) for d in CLUSTER_BINARY_SENSORS)
+    add_pack_entities(coordinator, async_add_entities, lambda address: _pack_binary_sensors(coordinator, address))
+
+
+def _pack_binary_sensors(coordinator: LfpBmsCoordinator, address: int) -> list[BinarySensorEntity]:
+    """One pack's binary sensors, leaving out what its current status shows the protocol does not report."""
+    reading = coordinator.data.cluster.packs.get(address)
+    status = reading.status if reading is not None and reading.online else None
+    return [
+        PackBinarySensor(coordinator, d, address)
+        for d in PACK_BINARY_SENSORS
+        if status is None or d.value_fn(status) is not None
+    ]
 
 
 def _alarm_attributes(alarms: Iterable[Alarm]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from homeassistant.config_entries import ConfigEntry
@@ -13,6 +13,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
 
 from .bms.client import ClusterClient, LinkConfig
 from .bms.control import GROUPS, PaceControl
@@ -42,6 +43,11 @@ _LOGGER = logging.getLogger(__name__)
 
 #: Energy series key of the cluster as a whole; packs use their address.
 CLUSTER = "cluster"
+#: Consecutive polls a record beyond the configured packs must show a pack before it is added (not on a glitch).
+NEW_PACK_POLLS = 2
+#: When each entry's link went down (monotonic seconds). Kept outside the coordinator because every setup retry
+#: builds a new one: a link already down when Home Assistant starts must still raise `link_down` in time.
+LINK_DOWN_SINCE: HassKey[dict[str, float]] = HassKey(f"{DOMAIN}_link_down_since")
 
 type LfpBmsConfigEntry = ConfigEntry[LfpBmsCoordinator]
 
@@ -54,6 +60,11 @@ def minimum_interval(refresh_s: float) -> int:
 def link_down_issue_id(entry_id: str) -> str:
     """Repair issue: the link of this entry has been down for LINK_DOWN_REPAIR_AFTER."""
     return f"link_down_{entry_id}"
+
+
+def link_down_since(hass: HomeAssistant) -> dict[str, float]:
+    """Down-since time of every entry whose link is down, by entry id."""
+    return hass.data.setdefault(LINK_DOWN_SINCE, {})
 
 
 def pack_missing_issue_id(entry_id: str, address: int) -> str:
@@ -114,10 +125,11 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         self.identities: dict[int, PackIdentity] = {}
         self._energy: dict[str | int, EnergyIntegrator] = {}
         self._max_gap_s = interval * ENERGY_MAX_GAP_INTERVALS
-        self._link_down_since: float | None = None
         self._link_seen_up = False
         #: Consecutive polls (with the link up) each configured pack has not answered.
         self._missed_polls: dict[int, int] = {}
+        #: Consecutive polls each record beyond the configured packs has shown a pack (broadcast only).
+        self._new_pack_polls: dict[int, int] = {}
         #: Device registry id of the cluster hub, set by async_setup_entry before platforms load.
         self.cluster_device_id: str | None = None
         #: Writes (switches, parameters, clock, shutdown) are offered only with this option on.
@@ -142,6 +154,7 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         try:
             await self.link.open()
         except BmsError as err:
+            self._link_down(time.monotonic())
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
@@ -221,6 +234,7 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
                 translation_placeholders={"error": str(err) or type(err).__name__},
             ) from err
         self._link_up()
+        state = self._adopt_new_packs(state)
         self._track_missing_packs(state)
         self._start_slow_reads(now)
         return BankData(cluster=state, energy=self._integrate(state, now))
@@ -243,9 +257,8 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         # The energy series are not broken here: one lost poll (a corrupted frame) is bridged by the next sample,
         # and a longer outage exceeds the integrators' max gap and is skipped there. Breaking on every failed
         # poll lost two intervals of energy per failure (-20 % at 10 % failed polls, scripts/soak).
-        if self._link_down_since is None:
-            self._link_down_since = now
-        if now - self._link_down_since >= LINK_DOWN_REPAIR_AFTER.total_seconds():
+        since = link_down_since(self.hass).setdefault(self.config_entry.entry_id, now)
+        if now - since >= LINK_DOWN_REPAIR_AFTER.total_seconds():
             ir.async_create_issue(
                 self.hass,
                 DOMAIN,
@@ -258,10 +271,39 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
 
     def _link_up(self) -> None:
         # The first good poll also clears an issue left over from before a reload.
-        if self._link_down_since is not None or not self._link_seen_up:
-            self._link_down_since = None
+        was_down = link_down_since(self.hass).pop(self.config_entry.entry_id, None) is not None
+        if was_down or not self._link_seen_up:
             self._link_seen_up = True
             ir.async_delete_issue(self.hass, DOMAIN, link_down_issue_id(self.config_entry.entry_id))
+
+    def _adopt_new_packs(self, state: ClusterState) -> ClusterState:
+        """A pack added to the parallel group shows up as an extra broadcast record. Once one has shown a pack for
+        NEW_PACK_POLLS consecutive polls it joins the link config (stored in the entry: no reload, the entry has
+        no update listener) and its reading moves into this poll's packs; the platforms' listeners add its
+        entities when this poll is published. RELAY and BUS polls ask only the configured addresses: there a
+        new pack needs a reconfigure (re-detection)."""
+        self._new_pack_polls = {
+            address: self._new_pack_polls.get(address, 0) + 1
+            for address, reading in state.unexpected.items()
+            if reading.online
+        }
+        confirmed = [address for address, polls in self._new_pack_polls.items() if polls >= NEW_PACK_POLLS]
+        if not confirmed:
+            return state
+        # Records are matched to addresses by position: a silent record before the new pack's joins with it.
+        last = max(confirmed)
+        added = {address: reading for address, reading in state.unexpected.items() if address <= last}
+        config = replace(self.link_config, addresses=(*self.link_config.addresses, *sorted(added)))
+        self.link_config = self.client.config = config
+        entry = self.config_entry
+        self.hass.config_entries.async_update_entry(entry, data={**entry.data, **config.as_dict()})
+        for address in added:
+            self._new_pack_polls.pop(address, None)
+        _LOGGER.info("%s: pack(s) %s joined the cluster", entry.title, ", ".join(str(a) for a in sorted(added)))
+        return ClusterState(
+            packs=dict(sorted({**state.packs, **added}.items())),
+            unexpected={address: reading for address, reading in state.unexpected.items() if address > last},
+        )
 
     def _track_missing_packs(self, state: ClusterState) -> None:
         """Raise `pack_missing` for a configured pack silent for PACK_MISSING_REPAIR_POLLS polls; drop it when the

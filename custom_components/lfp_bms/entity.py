@@ -1,10 +1,12 @@
 """Base entity: device info for the cluster hub and each pack, availability, change-only state writes."""
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
 from .bms.models import PackReading
@@ -26,6 +28,26 @@ def pack_identifier(coordinator: LfpBmsCoordinator, address: int) -> str:
     (protocol.md §1.12), and an identifier must not change when a serial read succeeds later.
     """
     return f"{cluster_identifier(coordinator)}_{address}"
+
+
+def add_pack_entities(
+    coordinator: LfpBmsCoordinator,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    pack_entities: Callable[[int], Iterable[Entity]],
+) -> None:
+    """Add the entities of every configured pack now, and those of each pack the coordinator adds to the link
+    config later (a pack that joined a broadcast group; ha-practices §4.3)."""
+    known: set[int] = set()
+
+    @callback
+    def add_new_packs() -> None:
+        new = [address for address in coordinator.link_config.addresses if address not in known]
+        if new:
+            known.update(new)
+            async_add_entities([entity for address in new for entity in pack_entities(address)])
+
+    add_new_packs()
+    coordinator.config_entry.async_on_unload(coordinator.async_add_listener(add_new_packs))
 
 
 class ChangeOnlyEntity[C: DataUpdateCoordinator[Any]](CoordinatorEntity[C]):

@@ -15,7 +15,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.models import Alarm
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
-from .entity import LfpBmsEntity
+from .entity import LfpBmsEntity, add_pack_entities
 
 PARALLEL_UPDATES = 0
 
@@ -28,11 +28,10 @@ ALARM_EVENT = EventEntityDescription(key="alarm", translation_key="alarm", event
 async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """One alarm event entity for the cluster and one per pack."""
+    """One alarm event entity for the cluster and one per pack (also for a pack added later)."""
     coordinator = entry.runtime_data
-    entities = [AlarmEvent(coordinator, None)]
-    entities += [AlarmEvent(coordinator, address) for address in coordinator.link_config.addresses]
-    async_add_entities(entities)
+    async_add_entities([AlarmEvent(coordinator, None)])
+    add_pack_entities(coordinator, async_add_entities, lambda address: [AlarmEvent(coordinator, address)])
 
 
 class AlarmEvent(LfpBmsEntity, EventEntity):
@@ -40,7 +39,6 @@ class AlarmEvent(LfpBmsEntity, EventEntity):
 
     def __init__(self, coordinator: LfpBmsCoordinator, address: int | None) -> None:
         super().__init__(coordinator, ALARM_EVENT, address)
-        self._watched = coordinator.link_config.addresses if address is None else (address,)
         #: Active alarms per pack at the last poll that pack answered; absent = no baseline.
         self._previous: dict[int, frozenset[Alarm]] = {}
 
@@ -48,6 +46,11 @@ class AlarmEvent(LfpBmsEntity, EventEntity):
         """The reading taken at setup is the baseline."""
         await super().async_added_to_hass()
         self._previous = self._current_alarms()
+
+    @property
+    def _watched(self) -> tuple[int, ...]:
+        """Every configured pack for the cluster (read each time: a pack may join), else this one."""
+        return self.coordinator.link_config.addresses if self.address is None else (self.address,)
 
     def _current_alarms(self) -> dict[int, frozenset[Alarm]]:
         """Active alarms of each watched pack that answered the last poll (none while the link is down)."""

@@ -29,7 +29,7 @@ from .bms.models import ClusterSummary, OperatingState, PackAnalog, PackReading
 from .const import CONF_CELL_ENTITIES, is_can_entry
 from .control_entity import clock_sensors
 from .coordinator import CLUSTER, LfpBmsConfigEntry, LfpBmsCoordinator
-from .entity import LfpBmsEntity
+from .entity import LfpBmsEntity, add_pack_entities
 
 PARALLEL_UPDATES = 0
 
@@ -266,7 +266,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
 async def async_setup_entry(
     hass: HomeAssistant, entry: LfpBmsConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    """Create the sensors of the cluster and of every expected pack."""
+    """Create the sensors of the cluster and of every expected pack, and those of a pack added later."""
     if is_can_entry(entry.data):
         from .can_sensor import async_setup_can_sensors
 
@@ -275,23 +275,30 @@ async def async_setup_entry(
     coordinator = entry.runtime_data
     entities: list[SensorEntity] = [ClusterSensor(coordinator, d) for d in CLUSTER_SENSORS]
     entities += [EnergySensor(coordinator, CLUSTER, charged) for charged in (True, False)]
-    cells_enabled = bool(entry.options.get(CONF_CELL_ENTITIES, False))
-    for address in coordinator.link_config.addresses:
-        entities += [PackSensor(coordinator, d, address) for d in PACK_SENSORS]
-        entities += [EnergySensor(coordinator, address, charged) for charged in (True, False)]
-        reading = coordinator.data.cluster.packs.get(address)
-        analog = reading.analog if reading else None
-        if analog is not None and not analog.absent:
-            entities += [
-                PackSensor(coordinator, cell_voltage_description(cell, cells_enabled), address)
-                for cell in range(1, len(analog.cell_voltages_mv) + 1)
-            ]
-            entities += [
-                PackSensor(coordinator, cell_temperature_description(sensor), address)
-                for sensor in range(1, len(analog.cell_temperatures_c) + 1)
-            ]
     entities += clock_sensors(coordinator)  # BMS clock and drift, only with control allowed
     async_add_entities(entities)
+    cells_enabled = bool(entry.options.get(CONF_CELL_ENTITIES, False))
+    add_pack_entities(
+        coordinator, async_add_entities, lambda address: _pack_sensors(coordinator, address, cells_enabled)
+    )
+
+
+def _pack_sensors(coordinator: LfpBmsCoordinator, address: int, cells_enabled: bool) -> list[SensorEntity]:
+    """One pack's sensors; the per-cell ones sized from its current reading (none while it does not answer)."""
+    entities: list[SensorEntity] = [PackSensor(coordinator, d, address) for d in PACK_SENSORS]
+    entities += [EnergySensor(coordinator, address, charged) for charged in (True, False)]
+    reading = coordinator.data.cluster.packs.get(address)
+    analog = reading.analog if reading else None
+    if analog is not None and not analog.absent:
+        entities += [
+            PackSensor(coordinator, cell_voltage_description(cell, cells_enabled), address)
+            for cell in range(1, len(analog.cell_voltages_mv) + 1)
+        ]
+        entities += [
+            PackSensor(coordinator, cell_temperature_description(sensor), address)
+            for sensor in range(1, len(analog.cell_temperatures_c) + 1)
+        ]
+    return entities
 
 
 def _signed(coordinator: LfpBmsCoordinator, key: str, value: StateType) -> StateType:

@@ -189,19 +189,19 @@ class ClusterClient:
         for index, address in enumerate(answered):
             analog = analogs[index] if index < len(analogs) else None
             status = statuses[index] if index < len(statuses) else None
-            if analog is None:
-                packs[address] = PackReading(address=address, error="missing")
-                continue
-            if analog.address != address:
-                analog = _readdress(analog, address)
-            if status is not None and status.address != address:
-                status = _readdress(status, address)
-            packs[address] = PackReading(
-                address=address, analog=analog, status=status, error="absent" if analog.absent else None
-            )
+            packs[address] = _reading(address, analog, status)
         for address, error in errors.items():
             packs[address] = PackReading(address=address, error=error)
-        return ClusterState(packs=dict(sorted(packs.items())))
+        # A broadcast numbers its records consecutively from the first pack (detect._find_packs), so a record
+        # beyond the expected ones belongs to the address after the last: a pack added to the group since.
+        unexpected: dict[int, PackReading] = {}
+        if answered and len(analogs) > len(answered):
+            last = self.config.addresses[-1]
+            for index in range(len(answered), len(analogs)):
+                address = last + index - len(answered) + 1
+                status = statuses[index] if index < len(statuses) else None
+                unexpected[address] = _reading(address, analogs[index], status)
+        return ClusterState(packs=dict(sorted(packs.items())), unexpected=unexpected)
 
     async def read_identity(self, address: int) -> PackIdentity:
         """Identity strings of a directly connected pack (slaves behind a master have none to give)."""
@@ -217,6 +217,17 @@ class ClusterClient:
         if not self.config.writable(address):
             raise NotWritableError(address)
         return self.config.command_address(address)
+
+
+def _reading(address: int, analog: PackAnalog | None, status: PackStatus | None) -> PackReading:
+    """One pack's reading from its records, re-addressed to the pack polled."""
+    if analog is None:
+        return PackReading(address=address, error="missing")
+    if analog.address != address:
+        analog = _readdress(analog, address)
+    if status is not None and status.address != address:
+        status = _readdress(status, address)
+    return PackReading(address=address, analog=analog, status=status, error="absent" if analog.absent else None)
 
 
 def _readdress[R: (PackAnalog, PackStatus)](record: R, address: int) -> R:

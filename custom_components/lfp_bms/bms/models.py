@@ -400,6 +400,9 @@ class ClusterState:
 
     packs: Mapping[int, PackReading]
     summary: ClusterSummary = field(init=False)
+    #: Records a broadcast reply carried beyond the expected addresses (a pack added since detection), keyed by
+    #: the address their position gives. Not in `packs` nor in the summary until the caller expects them.
+    unexpected: Mapping[int, PackReading] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "summary", ClusterSummary.from_packs(self.packs))
