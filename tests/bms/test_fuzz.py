@@ -13,8 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custom_components.lfp_bms.bms import can, pace
 from custom_components.lfp_bms.bms import family20 as f20
+from custom_components.lfp_bms.bms import pace
 from custom_components.lfp_bms.bms.driver import ALL_PACKS, ProtocolName
 from custom_components.lfp_bms.bms.frame import BmsError, Frame, decode_frame, encode_frame, split_frames
 from custom_components.lfp_bms.bms.pace_params import PARAMETER_GROUPS
@@ -227,14 +227,3 @@ def test_concatenated_frames(frames: list[bytes], noise: bytes) -> None:
             continue
     if b"~" not in noise and b"\r" not in noise:
         assert candidates == frames
-
-
-@_SETTINGS
-@given(st.sampled_from(sorted(can.KNOWN_IDS)), st.binary(max_size=12))
-def test_can_decoders(arbitration_id: int, data: bytes) -> None:
-    """Every known CAN ID with any payload (also over-long ones): a frame, or FrameError; folding never raises."""
-    try:
-        can.decode(arbitration_id, data)
-    except BmsError:
-        return
-    can.fold(can.CanState(), arbitration_id, data)
