@@ -21,24 +21,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from homeassistant.core import HomeAssistant
 
-from homeassistant.core import HomeAssistant  # noqa: E402
-
-from custom_components.lfp_bms.bms.client import ClusterClient, LinkConfig  # noqa: E402
-from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy  # noqa: E402
-from custom_components.lfp_bms.bms.frame import Frame  # noqa: E402
-from custom_components.lfp_bms.bms.pace import PaceDriver  # noqa: E402
-from custom_components.lfp_bms.bms.simulator import (  # noqa: E402
+from custom_components.lfp_bms.bms.client import ClusterClient, LinkConfig
+from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
+from custom_components.lfp_bms.bms.frame import Frame
+from custom_components.lfp_bms.bms.pace import PaceDriver
+from custom_components.lfp_bms.bms.simulator import (
     ConstantProfile,
     LinkMode,
     Simulator,
     SimulatorConfig,
 )
-from custom_components.lfp_bms.bms.transport import BITS_PER_BYTE, SerialLink  # noqa: E402
+from custom_components.lfp_bms.bms.transport import BITS_PER_BYTE, SerialLink
 
+ROOT = Path(__file__).resolve().parent.parent
 PACKS = (1, 8, 16)
 BAUDS = (9600, 115200)
 #: (strategy, how the host is wired): the master's RS232 link carries broadcast and relay, an RS485 bus only bus.
