@@ -1,6 +1,6 @@
 """Bounded fuzzing of every decoder: random and mutated frames may only ever raise the library's own BmsError.
 
-The decoder table, the seed corpus (real captures from captures.md and simulator output of all four protocol
+The decoder table, the seed corpus (real captures from tests/data/captures.md and simulator output of all four protocol
 families) and the mutator are shared with `scripts/fuzz`, which runs the same thing for millions of inputs.
 """
 
@@ -21,9 +21,9 @@ from custom_components.lfp_bms.bms.pace_params import PARAMETER_GROUPS
 from custom_components.lfp_bms.bms.registry import make_driver
 from custom_components.lfp_bms.bms.simulator import Cluster, LinkMode, SimulatorConfig, make_responder
 
-# The project notes live in shared/ beside the repository (as on our machines and in CI).
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "docs" / "captures.md"
-#: Frames as captures.md writes them: SOI, hex, a literal "\r".
+#: The real frames, with their sources (inside the repository, so that a clean clone tests itself).
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures.md"
+#: Frames as tests/data/captures.md writes them: SOI, hex, a literal "\r".
 _CAPTURE_FRAME = re.compile(r"~[0-9A-Fa-f]{16,}\\r")
 
 
@@ -110,7 +110,7 @@ def decode_everything(data: bytes) -> None:
 
 @cache
 def capture_frames() -> tuple[bytes, ...]:
-    """Every frame quoted in captures.md (requests and replies), as wire bytes."""
+    """Every frame quoted in tests/data/captures.md (requests and replies), as wire bytes."""
     text = CAPTURES.read_text(encoding="utf-8")
     return tuple(match.replace("\\r", "\r").encode("ascii") for match in _CAPTURE_FRAME.findall(text))
 
