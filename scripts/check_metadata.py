@@ -1,14 +1,17 @@
 """Offline stand-in for the hassfest/HACS checks that matter to us (hassfest needs Docker and network).
 
 Checks manifest.json (required keys, key order, no unknown keys), hacs.json (allowed keys only),
-quality_scale.yaml (all 54 rules, a comment on every exemption) and that translations/en.json is current.
+quality_scale.yaml (all 54 rules, a comment on every exemption), that translations/en.json is current, and that
+the runtime requirements of manifest.json, pyproject.toml and the pins of requirements_test.txt agree.
 """
 
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
 from translations import render  # scripts/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +41,25 @@ RULES = {
 }
 
 
+def requirement_problems(manifest: list[str]) -> list[str]:
+    """The manifest's requirements are pyproject's dependencies, and the pins we test with satisfy them."""
+    problems: list[str] = []
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    if sorted(manifest) != sorted(declared):
+        problems.append(f"manifest.json requirements {manifest} differ from pyproject.toml dependencies {declared}")
+    pins = {}
+    for line in (ROOT / "requirements_test.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pinned = Requirement(line)
+            pins[pinned.name.lower()] = next(iter(pinned.specifier)).version
+    for text in manifest:
+        requirement = Requirement(text)
+        pin = pins.get(requirement.name.lower())
+        if pin is None or pin not in requirement.specifier:
+            problems.append(f"requirements_test.txt does not pin a version of {requirement.name} within {text!r}")
+    return problems
+
+
 def main() -> int:
     """Print every problem; exit 1 if any."""
     problems: list[str] = []
@@ -51,6 +73,7 @@ def main() -> int:
             problems.append(f"manifest.json: missing {required}")
     if manifest.get("domain") != INTEGRATION.name:
         problems.append("manifest.json: domain must equal the folder name")
+    problems += requirement_problems(manifest.get("requirements", []))
     hacs = json.loads((ROOT / "hacs.json").read_text())
     problems += [f"hacs.json: key {k} is rejected by HACS" for k in hacs if k not in HACS_KEYS]
     rules = yaml.safe_load((INTEGRATION / "quality_scale.yaml").read_text())["rules"]
