@@ -18,7 +18,7 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """HA-aware snapshots (PHCC's own override does not take effect, ha-practices P7)."""
+    """HA-aware snapshots (PHCC's own override does not take effect: syrupy's wins)."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 

@@ -122,7 +122,7 @@ async def _until(coordinator: LfpCanCoordinator, predicate: Callable[[], bool]) 
 
 
 def _assert_matches_physics(hass: HomeAssistant, entry: ConfigEntry[Any], sim: CanSimulator) -> None:
-    """Entity values against the simulated packs, within the resolution of the wire (§3.2 scales)."""
+    """Entity values against the simulated packs, within the resolution of the wire (docs/protocol.md §3.2 scales)."""
     packs = sim.cluster.packs
     voltage = sum(p.voltage_mv for p in packs) / len(packs) / 1000
     current = sum(p.current_a for p in packs)

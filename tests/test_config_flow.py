@@ -419,7 +419,7 @@ async def test_usb_discovery_of_a_moved_cluster_updates_entry(hass: HomeAssistan
 
 async def test_usb_matchers_claim_rs485_adapters_only(hass: HomeAssistant) -> None:
     """Generic chips are matched only with an RS485/RS232 description: a Zigbee stick on the same CP2102 or
-    CH340 is not claimed (ha-practices P16)."""
+    CH340 is not claimed (HA core's own matchers on generic chips do the same)."""
     matchers = [m for m in await async_get_usb(hass) if m["domain"] == DOMAIN]
     assert matchers
     assert all("description" in m for m in matchers)

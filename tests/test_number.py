@@ -71,7 +71,8 @@ async def test_every_field_is_a_disabled_config_number(
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_number_shows_spec_and_bms_value(hass: HomeAssistant, simulator: Simulator) -> None:
-    """Cell OV protection: 3.70 V from the pack (captures.md §A.4), 2.5-4.5 V in 10 mV steps (§1.9.12)."""
+    """Cell OV protection: 3.70 V from the pack (tests/data/captures.md §A.4), 2.5-4.5 V in 10 mV steps
+    (docs/protocol.md §1.9.12)."""
     await setup_entry(hass, simulator, CONTROL)
     state = hass.states.get(CELL_OV.format("protection"))
     assert state is not None

@@ -61,7 +61,8 @@ async def test_limiter_gear(hass: HomeAssistant, simulator: Simulator) -> None:
 
 
 async def test_protocols_from_the_enumerations(hass: HomeAssistant, simulator: Simulator) -> None:
-    """The pack's captured codes CAN 0x13 Afore, RS485 0x14 RONGKE, type Auto (§1.9.12); change CAN to Pylon."""
+    """The pack's captured codes CAN 0x13 Afore, RS485 0x14 RONGKE, type Auto (docs/protocol.md §1.9.12); change
+    CAN to Pylon."""
     await setup_entry(hass, simulator, CONTROL)
     assert state_of(hass, CAN) == "Afore"
     assert state_of(hass, RS485) == "RONGKE"

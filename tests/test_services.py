@@ -43,7 +43,7 @@ async def test_read_parameters_with_control_off(hass: HomeAssistant, simulator: 
     await setup_entry(hass, simulator)
     device_id = pack_device(hass, 1)
     result = await call(hass, "read_parameters", {"device_id": device_id, "group": "cell_overvoltage"})
-    # The capture's values (captures.md §A.4): 3.60 / 3.70 / 3.38 V, 1 s.
+    # The capture's values (tests/data/captures.md §A.4): 3.60 / 3.70 / 3.38 V, 1 s.
     assert result == {
         "address": 1,
         "groups": {"cell_overvoltage": {"alarm_v": 3.6, "protect_v": 3.7, "release_v": 3.38, "delay_s": 1.0}},

@@ -1,6 +1,6 @@
 """Binary sensors of a CAN entry: the request flags of 0x35C, protection/warning summaries, one entity per flag.
 
-The summaries follow protocol.md §3.2: any bit set in bytes 0/1 of 0x359 is a protection and in bytes 2/3 a
+The summaries follow docs/protocol.md §3.2: any bit set in bytes 0/1 of 0x359 is a protection and in bytes 2/3 a
 warning, named by the tables or not (the raw words are the `protection_flags` / `warning_flags` sensors).
 The per-flag entities (tables P1/P2/A1/A2 and Seplos' cell failure) are disabled by default.
 """

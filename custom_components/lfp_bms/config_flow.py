@@ -86,7 +86,7 @@ def link_fields(device: str) -> dict[str, Any]:
 
 
 def port_in_use(err: BaseException) -> bool:
-    """The port exists but another program or entry holds it (serialx opens exclusively, ha-practices P15)."""
+    """The port exists but another program or entry holds it (serialx opens ports exclusively)."""
     return isinstance(err, LinkError) and isinstance(err.__cause__, OSError) and err.__cause__.errno == errno.EBUSY
 
 

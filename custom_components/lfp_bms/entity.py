@@ -25,7 +25,7 @@ def pack_identifier(coordinator: LfpBmsCoordinator, address: int) -> str:
     """Device identifier of a pack: cluster id + address.
 
     Serials are not used here although the master's is known: slaves behind a master have none to give
-    (protocol.md §1.12), and an identifier must not change when a serial read succeeds later.
+    (docs/protocol.md §1.12), and an identifier must not change when a serial read succeeds later.
     """
     return f"{cluster_identifier(coordinator)}_{address}"
 
@@ -36,7 +36,7 @@ def add_pack_entities(
     pack_entities: Callable[[int], Iterable[Entity]],
 ) -> None:
     """Add the entities of every configured pack now, and those of each pack the coordinator adds to the link
-    config later (a pack that joined a broadcast group; ha-practices §4.3)."""
+    config later (a pack that joined a broadcast group)."""
     known: set[int] = set()
 
     @callback

@@ -1,4 +1,4 @@
-"""Numbers: every protection parameter of every PACE parameter group (§1.9.12) of a writable pack.
+"""Numbers: every protection parameter of every PACE parameter group (docs/protocol.md §1.9.12) of a writable pack.
 
 Units, steps and ranges come from the group's field specs. A change reads the group, changes the one field,
 validates the whole group (ranges, steps, alarm < protection, release on the safe side) before anything is sent,

@@ -1,7 +1,7 @@
-"""Selects of a writable pack: charge-limiter gear and the inverter protocol selection (0xEB/0xEC, §1.9.13).
+"""Selects of a writable pack: charge-limiter gear and the inverter protocol selection (0xEB/0xEC).
 
-Protocol codes come from the enumeration tables; a code the tables do not know is shown as it is
-(`unknown_0x2A`, added to the options) — never hidden or rewritten to a known one.
+Protocol codes come from the enumeration tables (docs/protocol.md §1.9.13); a code the tables do not know is shown
+as it is (`unknown_0x2A`, added to the options) — never hidden or rewritten to a known one.
 """
 
 from collections.abc import Mapping

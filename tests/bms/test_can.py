@@ -1,6 +1,6 @@
-"""Pylon LV CAN codecs (protocol.md §3) and the simulated master's CAN port.
+"""Pylon LV CAN codecs (docs/protocol.md §3) and the simulated master's CAN port.
 
-There is no CAN capture in captures.md, so the frames below are written by hand from the tables of §3.2/§3.3
+There is no CAN capture in tests/data/captures.md, so the frames below are written by hand from the tables of §3.2/§3.3
 (field, byte position, type, scale) with the values in their comments.
 """
 

@@ -1,6 +1,6 @@
-"""The command-line tool: `decode` on every reply frame of captures.md, `read`/`watch`/`scan` against the simulator.
+"""The command-line tool: `decode` on every reply frame of the captures, `read`/`watch`/`scan` against the simulator.
 
-Expected values are the ones captures.md states for each frame (its "Decoded" column or the source's decode);
+Expected values are the ones tests/data/captures.md states for each frame (its "Decoded" column or the source's decode);
 where the bytes and the stated decode disagree, the test says so.
 """
 
@@ -106,7 +106,8 @@ def test_decode_a1_pack_count(capsys: pytest.CaptureFixture[str]) -> None:
 
 # --- A.2 switch / MOSFET / shutdown --------------------------------------------------------------------------------
 
-#: (request code, reply, resulting control byte); captures.md: "bit0 buzzer, bit3 low gear, bit4 limiter, bit5 LED".
+#: (request code, reply, resulting control byte); tests/data/captures.md A.2: "bit0 buzzer, bit3 low gear, bit4
+#: limiter, bit5 LED".
 SWITCH_REPLIES = [
     (0x0D, "~25004600C0040D01FCC3\\r", 0x01),
     (0x0C, "~25004600C0040C00FCC5\\r", 0x00),
@@ -133,7 +134,7 @@ def test_decode_a2_switch(capsys: pytest.CaptureFixture[str], code: int, frame: 
 @pytest.mark.parametrize(
     ("command", "frame", "system", "charge_on", "discharge_on"),
     [
-        # Table C (protocol.md §1.9.3): bit1 charge MOSFET, bit2 discharge MOSFET.
+        # Table C (docs/protocol.md §1.9.3): bit1 charge MOSFET, bit2 discharge MOSFET.
         ("9A", "~25004600E00226FD30\\r", 0x26, True, True),  # charge MOSFET on
         ("9A", "~25004600E00224FD32\\r", 0x24, False, True),  # charge MOSFET off
         ("9B", "~25004600E00204FD34\\r", 0x04, False, True),  # discharge MOSFET on

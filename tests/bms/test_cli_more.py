@@ -1,7 +1,7 @@
 """The command line beyond test_cli.py: argument errors, dispatch, interrupts, the 0x20-family `decode`, offline
 packs in the text and JSON output, and failures after detection.
 
-The 0x20-family replies are taken from the simulator (captures.md has no Pylon/Seplos replies); the expected
+The 0x20-family replies are taken from the simulator (tests/data/captures.md has no Pylon/Seplos replies); the expected
 values are the simulated pack's own state, not the decoder's.
 """
 
@@ -190,7 +190,7 @@ async def pylon_sim() -> AsyncGenerator[Simulator]:
 async def test_decode_pylon_serial_number(pylon_sim: Simulator) -> None:
     data = json.loads(decode_ok(0x93, await reply_text(pylon_sim, 0x93, b"\x02"), as_json=True))
     assert data["address"] == 2
-    # protocol.md §1.8: the 0x93 reply carries 16 ASCII characters of the serial.
+    # docs/protocol.md §1.8: the 0x93 reply carries 16 ASCII characters of the serial.
     assert data["serial"] == pylon_sim.cluster.pack(2).pack_serial[:16]
 
 
@@ -206,7 +206,7 @@ async def test_decode_pylon_protocol_version_and_parameters(pylon_sim: Simulator
 
 
 def test_decode_pylon_software_version() -> None:
-    # protocol.md §1.8 0x96: address, manufacturer version (2 bytes), mainline version (3 bytes).
+    # docs/protocol.md §1.8 0x96: address, manufacturer version (2 bytes), mainline version (3 bytes).
     frame = encode_frame(0x20, 2, 0x46, 0x00, bytes([2, 1, 7, 3, 4, 5])).decode()
     assert json.loads(decode_ok(0x96, frame, as_json=True)) == {
         "address": 2,

@@ -148,7 +148,7 @@ async def test_identity_refused_outright_is_empty(sim3: Simulator) -> None:
 
 def test_writes_only_to_directly_connected_packs() -> None:
     relay = ClusterClient(FlakyLink("socket://127.0.0.1:9"), PaceDriver(), pace_config(Strategy.RELAY, (1, 2), local=0))
-    # PbmsTools writes to the RS232 master with ADR 00 (captures.md A.2).
+    # PbmsTools writes to the RS232 master with ADR 00 (tests/data/captures.md A.2).
     assert relay.check_writable(1) == 0
     with pytest.raises(NotWritableError) as refused:
         relay.check_writable(2)
@@ -167,8 +167,8 @@ def test_link_config_round_trips_through_its_stored_form() -> None:
 
 
 async def test_pack_asked_at_adr_0_is_reported_under_the_address_asked() -> None:
-    """ADR 00 reaches whoever is connected (captures.md A.2); its records carry its own address, and are filed
-    under the configured one so that the reading's address and its records agree."""
+    """ADR 00 reaches whoever is connected (tests/data/captures.md A.2); its records carry its own address, and are
+    filed under the configured one so that the reading's address and its records agree."""
     async with Simulator(SimulatorConfig(packs=1, speed=0, paced=False)) as sim:
         link, client = client_for(sim, pace_config(Strategy.BUS, (0,), local=0))
         try:

@@ -58,7 +58,7 @@ async def controlled(
             master_address=1,
             addresses=tuple(sim.addresses),
             strategy=strategy,
-            # PbmsTools writes with ADR 00 on RS232 (captures.md A.2).
+            # PbmsTools writes with ADR 00 on RS232 (tests/data/captures.md A.2).
             local_address=0 if strategy is not Strategy.BUS else 1,
         )
         try:
@@ -96,7 +96,8 @@ async def test_charge_mosfet_off_stops_charging_and_on_resumes() -> None:
 
 
 async def test_both_mosfets_off_is_refused_with_its_reason() -> None:
-    """The BMS never lets both MOSFETs go off (§1.9.7): RTN 09 becomes a typed refusal naming that rule."""
+    """The BMS never lets both MOSFETs go off (docs/protocol.md §1.9.7): RTN 09 becomes a typed refusal naming that
+    rule."""
     async with controlled(packs=1) as (sim, control):
         await control.set_mos(1, charge=False, on=False)
         with pytest.raises(ControlRefusedError) as refused:
@@ -151,10 +152,10 @@ async def test_mosfet_on_blocked_by_protection_is_a_read_back_mismatch() -> None
     ],
 )
 async def test_switches_are_confirmed_by_the_control_byte(switch: Switch, state: Callable[[Any], bool]) -> None:
-    """Each 0x99 switch goes on and off; the reply's control byte carries the new bit (§1.9.6)."""
+    """Each 0x99 switch goes on and off; the reply's control byte carries the new bit (docs/protocol.md §1.9.6)."""
     async with controlled(packs=1) as (sim, control):
         pack = sim.cluster.pack(1)
-        assert state(pack) is False  # a real pack reads control byte 00 (captures.md §A.1 #4)
+        assert state(pack) is False  # a real pack reads control byte 00 (tests/data/captures.md §A.1 #4)
         await control.set_switch(1, switch, True)
         assert state(pack) is True
         status = await control.read_status(1)
@@ -200,14 +201,15 @@ async def test_write_changes_one_field_and_reads_it_back(caplog: pytest.LogCaptu
         assert group.alarm_v == pytest.approx(3.55)
         settings = sim.cluster.pack(1).settings
         assert settings.cell_ov_alarm_mv == 3550
-        assert settings.cell_ov_protect_mv == 3700  # untouched (captures.md §A.4 value)
+        assert settings.cell_ov_protect_mv == 3700  # untouched (tests/data/captures.md §A.4 value)
         assert "cell_overvoltage before" in caplog.text
         assert "'alarm_v': 3.6" in caplog.text
         assert "'alarm_v': 3.55" in caplog.text
 
 
 async def test_discharge_overcurrent_sign_round_trips() -> None:
-    """DOC1 is read as negative and written as positive amperes (§1.9.12); a change survives the round trip."""
+    """DOC1 is read as negative and written as positive amperes (docs/protocol.md §1.9.12); a change survives the
+    round trip."""
     async with controlled(packs=1) as (sim, control):
         group = await control.write_values(1, DischargeOverCurrent1, {"alarm_a": 100})
         assert group.alarm_a == 100
@@ -313,7 +315,7 @@ async def test_write_and_read_back_hold_the_polling_lock(monkeypatch: pytest.Mon
 
 
 async def test_shutdown_reboots_the_pack() -> None:
-    """0x9C with INFO 01 (§1.9.8): the simulated pack goes silent for its reboot."""
+    """0x9C with INFO 01 (docs/protocol.md §1.9.8): the simulated pack goes silent for its reboot."""
     async with controlled(packs=1) as (sim, control):
         await control.shutdown(1)
         assert [frame.info for frame in requests_with(sim, Cid2.SHUTDOWN)] == [b"\x01"]
@@ -321,7 +323,7 @@ async def test_shutdown_reboots_the_pack() -> None:
 
 
 async def test_clock_set_and_read_back() -> None:
-    """0xB2 then 0xB1: the BMS clock shows the time written (§1.9.9)."""
+    """0xB2 then 0xB1: the BMS clock shows the time written (docs/protocol.md §1.9.9)."""
     async with controlled(packs=1) as (sim, control):
         moment = datetime(2026, 3, 4, 5, 6, 7)
         assert await control.read_clock(1) != moment
@@ -343,7 +345,7 @@ async def test_history_is_bounded_and_decoded() -> None:
         assert len(everything) == stored
         assert await control.read_history(1, 3, start=stored) == []
         sent = len(sim.sent)
-        # The index is 16 bits (protocol.md §1.9.10): the last record reachable is 0xFFFF.
+        # The index is 16 bits (docs/protocol.md §1.9.10): the last record reachable is 0xFFFF.
         assert await control.read_history(1, 1, start=0xFFFF) == []
         assert len(sim.sent) == sent + 1
         for count, start, reason, field in (

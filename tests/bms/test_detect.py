@@ -140,7 +140,7 @@ async def test_family20(baud: int, protocol: str, link_mode: str, packs: int, ci
 
 
 async def test_sleeping_pack_is_woken_by_the_first_probe() -> None:
-    """A pack asleep swallows the first frame (seed 003); the first probe is sent twice."""
+    """A pack asleep swallows the first frame (docs/protocol.md §6 item 2); the first probe is sent twice."""
     async with gated(9600, packs=2, faults="asleep=300") as (sim, link):
         result = await detect(link)
     assert result.config.strategy is Strategy.BROADCAST

@@ -1,9 +1,10 @@
 """Tests of the 0x20-family codecs (Pylontech, Seplos V2, EG4 LifePower4).
 
-Ground truth: captures.md E.2 and F.1 (verbatim frames) and the values protocol.md §1.10 states for real captures.
-captures.md holds no Pylon or Seplos *reply* frame, so those replies are constructed here with frame.encode_frame
-from the field layout of protocol.md and the field values the document states; fields the document does not state
-(cell voltages, temperatures, cycles …) are filled with arbitrary values and only checked where they round-trip.
+Ground truth: tests/data/captures.md C.1 and D.1 (verbatim frames) and the values docs/protocol.md §1.10 states
+for real captures. tests/data/captures.md holds no Pylon or Seplos *reply* frame, so those replies are constructed
+here with frame.encode_frame from the field layout of docs/protocol.md and the field values the document states; fields
+the document does not state (cell voltages, temperatures, cycles …) are filled with arbitrary values and only checked
+where they round-trip.
 """
 
 import contextlib
@@ -65,7 +66,7 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 ROUND_TRIP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ---------------------------------------------------------------------------------------------------------------
-# captures.md F.1 (EG4 vendor document examples), verbatim
+# tests/data/captures.md D.1 (EG4 vendor document examples), verbatim
 
 EG4_ANALOG_REQUEST = b"~20014A420000FDA2\r"
 EG4_ANALOG_REPLY = (
@@ -77,7 +78,7 @@ EG4_STATUS_REQUEST = b"~20014A440000FDA0\r"
 EG4_STATUS_REPLY = (
     b"~20014A007054010110000000000000000000000000000000000400000000000000000900000000000103000000000000EDC4\r"
 )
-# captures.md A.1 #2: a PACE 0x25 analog reply (P = 03), which is none of the 0x20 layouts.
+# tests/data/captures.md A.1 #2: a PACE 0x25 analog reply (P = 03), which is none of the 0x20 layouts.
 PACE_ANALOG_REPLY = (
     b"~25014600F07A0001100CC70CC80CC70CC70CC70CC50CC60CC70CC70CC60CC70CC60CC60CC70CC60CC7060B9B0B990B990B990BB30BBC"
     b"FF1FCCCD12D303286A008C2710E1E4\r"
@@ -97,7 +98,7 @@ def kelvin(celsius_tenths: int) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# EG4 (captures.md F.1)
+# EG4 (tests/data/captures.md D.1)
 
 
 def test_eg4_requests_byte_for_byte() -> None:
@@ -154,7 +155,7 @@ def test_eg4_status_capture_decodes_to_document_values() -> None:
 
 
 def test_eg4_clock_read_and_write() -> None:
-    # protocol.md §1.10.3 [obs S-NK20]: 2-byte year; the document prints the frame without its CR.
+    # docs/protocol.md §1.10.3 [obs S-NK20]: 2-byte year; the document prints the frame without its CR.
     reply = decode_frame(b"~20014A00200E07E809110B3B1FFA84\r")
     moment = decode_eg4_clock(reply.info)
     assert moment == dt.datetime(2024, 9, 17, 11, 59, 31)  # the BMS clock is zone-less
@@ -173,7 +174,7 @@ def test_eg4_hardware_info_is_a_padded_ascii_block() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Seplos V2 (captures.md E.2 requests; replies built from the values protocol.md §1.10.2 states)
+# Seplos V2 (tests/data/captures.md C.1 requests; replies built from the values docs/protocol.md §1.10.2 states)
 
 
 def test_seplos_requests_byte_for_byte() -> None:
@@ -263,7 +264,7 @@ def test_seplos_manufacturer_info_document_example() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Pylontech (replies built from the values protocol.md §1.10.1 states for real captures)
+# Pylontech (replies built from the values docs/protocol.md §1.10.1 states for real captures)
 
 
 def pylon_record(

@@ -1,4 +1,5 @@
-"""The '~' frame codec against the PACE captures (captures.md A/B) and the worked examples of protocol.md §1.3/§1.4."""
+"""The '~' frame codec against the PACE captures (tests/data/captures.md A/B) and the worked examples of
+docs/protocol.md §1.3/§1.4."""
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from custom_components.lfp_bms.bms.frame import (
     split_frames,
 )
 
-#: Every request frame of captures.md A and B, verbatim.
+#: Every request frame of tests/data/captures.md A and B, verbatim.
 REQUESTS = [
     # A.1
     "~25014642E00201FD30\r",
@@ -87,7 +88,7 @@ REQUESTS = [
     "~25024644E00202FD2C\r",
 ]
 
-#: Every reply frame of captures.md A and B (all marked ✓ there).
+#: Every reply frame of tests/data/captures.md A and B (all marked ✓ there).
 REPLIES = [
     "~25014600F07A0001100CC70CC80CC70CC70CC70CC50CC60CC70CC70CC60CC70CC60CC60CC70CC60CC7060B9B0B990B990B990BB30BBCFF1FCCCD12D303286A008C2710E1E4\r",
     "~25014600004C000110000000000000000000000000000000000600000000000000000000000E000000000000EF3A\r",
@@ -146,7 +147,7 @@ def test_decode_frame_reads_captured_frame(frame: str) -> None:
     ],
 )
 def test_length_field_worked_examples(lenid: int, length: int) -> None:
-    """protocol.md §1.3 table."""
+    """docs/protocol.md §1.3 table."""
     assert length_field(lenid) == length
 
 
@@ -156,7 +157,7 @@ def test_length_field_rejects_too_long_info() -> None:
 
 
 def test_checksum_worked_examples() -> None:
-    """protocol.md §1.4: example 1 (PACE analog request) and the vendor example 2."""
+    """docs/protocol.md §1.4: example 1 (PACE analog request) and the vendor example 2."""
     assert checksum(b"25014642E00201") == 0xFD30
     assert checksum(b"1203400356ABCEFE") == 0xFC72
 

@@ -1,4 +1,4 @@
-"""PACE 0x25 driver: captures.md A.1-A.3 and B, synthetic multi-pack frames, round trips and fuzzing."""
+"""PACE 0x25 driver: tests/data/captures.md A.1-A.3 and B, synthetic multi-pack frames, round trips and fuzzing."""
 
 import contextlib
 import dataclasses
@@ -103,7 +103,7 @@ def test_requests_match_captures(request_frame: bytes, expected: bytes) -> None:
 
 
 def test_a1_analog_reply() -> None:
-    """A.1 #2: values as decoded in captures.md."""
+    """A.1 #2: values as decoded in tests/data/captures.md."""
     (pack,) = DRIVER.decode_analog(decode_frame(A1_ANALOG))
     assert pack.address == 1
     assert len(pack.cell_voltages_mv) == 16
@@ -163,7 +163,7 @@ def test_a1_model() -> None:
 
 
 def test_a1_serial() -> None:
-    """A.1 #8. captures.md prints the decode as "P1812101380309D", but the frame bytes carry no "P":
+    """A.1 #8. tests/data/captures.md prints the decode as "P1812101380309D", but the frame bytes carry no "P":
     the bytes (the capture) win."""
     info = decode_frame(
         b"~25014600B05031383132313031333830333039442020202020202020202020202020202020202020202020202020EE0F\r"
@@ -173,7 +173,7 @@ def test_a1_serial() -> None:
 
 
 def test_serials_40_chars_split_into_bms_and_pack() -> None:
-    """protocol.md §1.9.4 example (I-NK36)."""
+    """docs/protocol.md §1.9.4 example (I-NK36)."""
     info = b"2108434A1302209Z    SQLR051208103C409329"
     assert decode_serials(info) == ("2108434A1302209Z", "SQLR051208103C409329")
     assert decode_serials(encode_text("2108434A1302209Z", 20)) == ("2108434A1302209Z", None)
@@ -259,7 +259,7 @@ def test_a2_switch(command: SwitchCommand, request_frame: bytes, reply: bytes, c
 
 
 def test_a2_switch_control_bits_follow_pbmstools() -> None:
-    """captures.md A.2: bit0 buzzer, bit3 low gear, bit4 limiter, bit5 LED (1 = enabled)."""
+    """tests/data/captures.md A.2: bit0 buzzer, bit3 low gear, bit4 limiter, bit5 LED (1 = enabled)."""
     replies = {cmd: SwitchReply.decode(decode_frame(reply).info) for cmd, _, reply, _ in SWITCHES}
     assert replies[SwitchCommand.BUZZER_ON].buzzer_enabled
     assert not replies[SwitchCommand.BUZZER_OFF].buzzer_enabled
@@ -457,7 +457,8 @@ def test_broadcast_count_mismatch_raises() -> None:
 def test_temperature_assignment(
     temps: tuple[float, ...], cell_temps: tuple[float, ...], mosfet: float | None, environment: float | None
 ) -> None:
-    """4 sensors (8S packs): all cells; 8 sensors: doc positions T5/T6 kept, the rest are cells (§5 item 14)."""
+    """4 sensors (8S packs): all cells; 8 sensors: doc positions T5/T6 kept, the rest are cells
+    (docs/protocol.md §5 #14)."""
     pack = make_pack_analog(
         address=1,
         cell_voltages_mv=[3300] * 8,
@@ -478,7 +479,7 @@ def test_temperature_assignment(
 
 
 def test_status_bits_from_the_document_tables() -> None:
-    """A hand-built record (tables A-G of §1.9.3) rather than one made by the encoder."""
+    """A hand-built record (tables A-G of docs/protocol.md §1.9.3) rather than one made by the encoder."""
     record = bytes(
         [
             4,  # cells
@@ -531,7 +532,7 @@ def test_status_bits_from_the_document_tables() -> None:
 
 
 def test_status_broadcast_with_extra_bytes() -> None:
-    """Extra byte 0x11 between and 0x00 after packs, as in the 2-pack broadcast of §1.9.3."""
+    """Extra byte 0x11 between and 0x00 after packs, as in the 2-pack broadcast of docs/protocol.md §1.9.3."""
     single = decode_frame(A1_STATUS).info[2:]
     info = b"\x00\x02" + single + b"\x11" + single + b"\x00"
     statuses = decode_status_info(info, adr=1)

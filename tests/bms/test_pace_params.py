@@ -1,4 +1,4 @@
-"""PACE parameter groups against captures.md A.4, validation rules and round trips."""
+"""PACE parameter groups against tests/data/captures.md A.4, validation rules and round trips."""
 
 import contextlib
 import dataclasses
@@ -42,7 +42,8 @@ from custom_components.lfp_bms.bms.pace_params import (
 
 DRIVER = PaceDriver()
 
-#: captures.md A.4: group, read request, read reply, write request, values stated by the source (natural units).
+#: tests/data/captures.md A.4: group, read request, read reply, write request, values stated by the source
+#: (natural units).
 A4: list[tuple[type[ParameterGroup], bytes, bytes, bytes, ParameterGroup]] = [
     (
         CellOverVoltage,

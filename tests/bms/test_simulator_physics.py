@@ -98,7 +98,7 @@ def test_current_is_shared_by_capacity_and_mos_off_stops_it() -> None:
     first, second = sim.packs
     total_full = first.full_ah + second.full_ah
     assert first.current_a == pytest.approx(30 * first.full_ah / total_full)
-    # While charging the discharge MOSFET cannot go off (protocol.md §1.9.7); the charge MOSFET can.
+    # While charging the discharge MOSFET cannot go off (docs/protocol.md §1.9.7); the charge MOSFET can.
     assert first.command_mos(charge=False, on=False) is False
     assert first.command_mos(charge=True, on=False)
     sim.profile = ConstantProfile(30.0)

@@ -1,4 +1,5 @@
-"""The simulator answers like the real packs: shapes and bytes from captures.md, addressing per protocol.md §1.7."""
+"""The simulator answers like the real packs: shapes and bytes from tests/data/captures.md, addressing per
+docs/protocol.md §1.7."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,7 +55,7 @@ async def test_single_pack_replies_have_the_captured_lengths() -> None:
     async with serve(packs=1) as (sim, link):
         analog = await link.exchange(DRIVER.analog_request(1, 1))
         status = await link.exchange(DRIVER.status_request(1, 1))
-    # captures.md §A.1 #2 and #4: LENGTH F07A (0x42) and 004C (0x44) for 16 cells and 6 sensors.
+    # tests/data/captures.md §A.1 #2 and #4: LENGTH F07A (0x42) and 004C (0x44) for 16 cells and 6 sensors.
     assert length_field(analog) == "F07A"
     assert length_field(status) == "004C"
     assert analog.adr == status.adr == 1
@@ -67,7 +68,7 @@ async def test_single_pack_replies_have_the_captured_lengths() -> None:
 
 
 async def test_idle_status_matches_the_real_capture_byte_for_byte() -> None:
-    # captures.md §A.1 #4: a discharging pack (-2.25 A), no alarms, CFET/DFET on, control byte 00.
+    # tests/data/captures.md §A.1 #4: a discharging pack (-2.25 A), no alarms, CFET/DFET on, control byte 00.
     async with serve(packs=1, profile=ConstantProfile(-2.25)) as (sim, link):
         sim.advance(10)
         frame = await link.exchange(DRIVER.status_request(1, 1))
@@ -79,7 +80,7 @@ async def test_idle_status_matches_the_real_capture_byte_for_byte() -> None:
 async def test_status_extra_byte_variant() -> None:
     async with serve(packs=1, status_extra_byte=True) as (_, link):
         frame = await link.exchange(DRIVER.status_request(1, 1))
-    assert length_field(frame) == "E04E"  # protocol.md §1.9.3: 78 characters with the extra byte
+    assert length_field(frame) == "E04E"  # docs/protocol.md §1.9.3: 78 characters with the extra byte
     assert len(DRIVER.decode_status(frame, 1)) == 1
 
 
@@ -103,7 +104,7 @@ async def test_tail_variants_per_pack() -> None:
         frame = await link.exchange(DRIVER.analog_request(1, ALL_PACKS))
     records = DRIVER.decode_analog(frame, ALL_PACKS)
     assert [len(r.tail) for r in records] == [0, 1, 8, 14]
-    assert [r.marker for r in records] == [3, 2, 2, 9]  # markers seen with each tail (protocol.md §1.9.2)
+    assert [r.marker for r in records] == [3, 2, 2, 9]  # markers seen with each tail (docs/protocol.md §1.9.2)
     assert [r.soc_reported for r in records] == [False, True, True, True]
     for record, pack in zip(records, sim.cluster.packs, strict=True):
         assert record.soc_pct == pytest.approx(pack.soc_pct, abs=1)
@@ -116,7 +117,8 @@ async def test_small_pack_layouts(cells: int, temperatures: int, tail: int, sing
         single = await link.exchange(DRIVER.analog_request(1, 1))
         broadcast = await link.exchange(DRIVER.analog_request(1, ALL_PACKS))
         status = await link.exchange(DRIVER.status_request(1, ALL_PACKS))
-    # 8 cells, 4 sensors, 14-byte tail: LENID 0x06E = 41 fixed + 14 bytes, as the SolarMust capture (I-NK55);
+    # 8 cells, 4 sensors, 14-byte tail: LENID 0x06E = 41 fixed + 14 bytes, as the SolarMust capture
+    # (docs/protocol.md §1.9.2);
     # 15 cells, 6 sensors: 2 + 57-byte standard record.
     assert lenid(single) == single_lenid
     records = DRIVER.decode_analog(broadcast, ALL_PACKS)
@@ -131,7 +133,7 @@ async def test_offline_pack_in_broadcast_and_silent_on_rs485() -> None:
         frame = await link.exchange(DRIVER.analog_request(1, ALL_PACKS))
     records = DRIVER.decode_analog(frame, ALL_PACKS)
     assert [r.absent for r in records] == [False, True, False]
-    # protocol.md §1.12: all-zero cells and 0x0AAA (0.0 °C) temperatures.
+    # docs/protocol.md §1.12: all-zero cells and 0x0AAA (0.0 °C) temperatures.
     assert b"10" + b"0000" * 16 + b"06" + b"0AAA" * 6 in frame.raw
     async with serve(packs=3, link=LinkMode.RS485) as (sim, link):
         sim.cluster.set_online(2, False)
@@ -201,13 +203,13 @@ async def test_identity_is_deterministic_from_the_seed() -> None:
 async def test_model_reply_has_the_captured_layout() -> None:
     async with serve() as (_, link):
         frame = await link.exchange(DRIVER.request(1, pace.Cid2.MODEL))
-    # captures.md §A.1 #6 (same pack model): "P16S100A-1812-1.00 " + NUL.
+    # tests/data/captures.md §A.1 #6 (same pack model): "P16S100A-1812-1.00 " + NUL.
     assert frame.raw == b"~25014600602850313653313030412D313831322D312E30302000F58E\r"
 
 
 # --- parameters, switches, MOSFETs, clock, history -----------------------------------------------------------------
 
-#: captures.md §A.4: read request, read reply, write request; every write answers ~250046000000FDAF.
+#: tests/data/captures.md §A.4: read request, read reply, write request; every write answers ~250046000000FDAF.
 PARAMETER_CAPTURES = [
     ("~250046D10000FD9A", "~25004600F010010E100E740D340AFA35", "~250046D0F010010E100E740D340AFA21"),
     ("~250046D50000FD96", "~25004600F01001E100E740D2F00AFA24", "~250046D4F01001E10AE740D2F00AF9FB"),
@@ -270,7 +272,7 @@ async def test_invalid_parameter_writes_are_refused() -> None:
 
 
 async def test_switch_commands_replay_the_captured_sequence() -> None:
-    # captures.md §A.2, in the order that explains every control byte (bit 1 = charge MOS off by command).
+    # tests/data/captures.md §A.2, in the order that explains every control byte (bit 1 = charge MOS off by command).
     steps = [
         ("~25004699E0020DFD12", "~25004600C0040D01FCC3"),
         ("~25004699E0020CFD13", "~25004600C0040C00FCC5"),
@@ -293,7 +295,7 @@ async def test_switch_commands_replay_the_captured_sequence() -> None:
 async def test_mosfet_rules() -> None:
     async with serve(packs=1, profile=ConstantProfile(-20.0)) as (sim, link):
         sim.advance(5)
-        # Discharging: the charge MOSFET cannot go off (protocol.md §1.9.7).
+        # Discharging: the charge MOSFET cannot go off (docs/protocol.md §1.9.7).
         with pytest.raises(RtnError) as err:
             await link.exchange(DRIVER.mos_request(0, charge=True, on=False))
         assert err.value.rtn == 0x09
@@ -301,7 +303,7 @@ async def test_mosfet_rules() -> None:
         sim.advance(5)
         frame = await link.exchange(DRIVER.mos_request(0, charge=True, on=False))
         assert pace.decode_mos_reply(frame) & (1 << pace.SystemBit.CHARGE_MOS) == 0
-        # Both off is never allowed: refused with the system byte, exactly as captured (captures.md §A.2).
+        # Both off is never allowed: refused with the system byte, exactly as captured (tests/data/captures.md §A.2).
         refused = await sim_exchange_raw(sim, DRIVER.mos_request(0, charge=False, on=False))
         assert refused == b"~25004609E00204FD2B\r"
         status = DRIVER.decode_status(await link.exchange(DRIVER.status_request(1, 1)), 1)[0]
@@ -318,7 +320,7 @@ async def test_clock_write_read_and_drift() -> None:
     async with serve() as (sim, link):
         start = pace.decode_clock((await link.exchange(DRIVER.read_clock_request(0))).info)
         assert start == sim.config.physics.start_time
-        written = await link.exchange(b"~250046B2400C1808140E0F25FAFC\r")  # captures.md §A.3
+        written = await link.exchange(b"~250046B2400C1808140E0F25FAFC\r")  # tests/data/captures.md §A.3
         assert written.raw == OK_EMPTY
         now = pace.decode_clock((await link.exchange(DRIVER.read_clock_request(0))).info)
         assert now == datetime(2024, 8, 20, 14, 15, 37)
@@ -341,7 +343,7 @@ async def test_history_records_and_end_marker() -> None:
         assert newest.timestamp == pack.history[0].time
         assert newest.current_a == pytest.approx(-10.0)
         end = await link.exchange(DRIVER.history_request(0, len(pack.history)))
-    assert end.raw == OK_EMPTY  # captures.md §A.3 "end of history"
+    assert end.raw == OK_EMPTY  # tests/data/captures.md §A.3 "end of history"
 
 
 async def test_capacity_shutdown_and_errors() -> None:
@@ -361,7 +363,7 @@ async def test_capacity_shutdown_and_errors() -> None:
         assert reply is not None
         assert decode_frame(reply).rtn == 0x01
         assert decode_frame(reply).ver == 0x25
-        assert (await link.exchange(DRIVER.shutdown_request(0))).raw == OK_EMPTY  # captures.md §A.2
+        assert (await link.exchange(DRIVER.shutdown_request(0))).raw == OK_EMPTY  # tests/data/captures.md §A.2
         with pytest.raises(LinkTimeout):
             await link.exchange(DRIVER.analog_request(1, 1))  # rebooting
         sim.advance(5)
@@ -406,7 +408,7 @@ async def test_seplos_replies() -> None:
         analog = await link.exchange(driver.analog_request(1, 1))
         status = await link.exchange(driver.status_request(1, 1))
         info = f20.decode_manufacturer_info((await link.exchange(driver.manufacturer_info_request(0))).info)
-    assert length_field(analog) == "1096"  # protocol.md §1.10.2: 75 bytes for 16 cells / 6 sensors
+    assert length_field(analog) == "1096"  # docs/protocol.md §1.10.2: 75 bytes for 16 cells / 6 sensors
     assert lenid(status) == 2 * 49
     (record,) = driver.decode_analog(analog)
     pack = sim.cluster.pack(1)

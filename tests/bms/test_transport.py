@@ -130,7 +130,7 @@ async def test_reply_is_decoded_and_counted() -> None:
 
 
 async def test_noise_before_soi_and_crlf_are_ignored() -> None:
-    # protocol.md §1.1: some senders add LF after the CR; line noise before SOI is dropped.
+    # docs/protocol.md §1.1: some senders add LF after the CR; line noise before SOI is dropped.
     rep = reply(info=b"\x0a\x0b")
     async with serve(answer(b"\x00\xff\r\nnoise", rep + b"\n")) as bms, link_to(bms) as link:
         first = await link.exchange(request())

@@ -4,7 +4,7 @@
     read URL [--json]                 detect, then read every pack once
     watch URL [--interval S]          detect, then read repeatedly (a line per pack per read) until Ctrl-C
     decode --command HEX [--json] FRAME
-                                      decode one reply frame (as in captures.md; the trailing \\r is optional)
+                                      decode one reply frame (as in tests/data/captures.md; trailing \\r optional)
     simulate [options]                serve a simulated cluster (see simulator/cli.py)
 
 URL is anything serialx opens: /dev/ttyUSB0, socket://host:port, rfc2217://host:port, esphome://...

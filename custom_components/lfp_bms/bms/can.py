@@ -1,4 +1,4 @@
-"""Pylontech-compatible LV CAN (the inverter port, protocol.md §3): frame codecs and the folded bus state.
+"""Pylontech-compatible LV CAN (the inverter port, docs/protocol.md §3): frame codecs and the folded bus state.
 
 Pure functions over (arbitration id, data bytes): no python-can here, the I/O lives in the Home Assistant layer
 and the simulator. All multi-byte values are little-endian. The battery broadcasts its frame set about once a
@@ -63,7 +63,7 @@ class ChargeLimits:
     def decode(cls, data: bytes) -> Self:
         cvl, ccl, dcl = _unpack("<Hhh", data, "0x351")
         dvl = struct.unpack_from("<H", data, 6)[0] / 10 if len(data) >= 8 else None
-        # A positive DCL magnitude is the norm; one emulator sent it negative (protocol.md §3.2).
+        # A positive DCL magnitude is the norm; one emulator sent it negative (docs/protocol.md §3.2).
         return cls(
             charge_voltage_v=cvl / 10,
             charge_current_a=ccl / 10,

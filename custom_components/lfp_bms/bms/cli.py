@@ -114,8 +114,8 @@ class Serials:
 
 
 def parse_frame_text(text: str) -> Frame:
-    """A frame as written in captures.md: `~…` with an optional trailing `\\r` (typed as two characters or a real
-    CR); surrounding whitespace is ignored. Raises FrameError."""
+    """A frame as written in tests/data/captures.md: `~…` with an optional trailing `\\r` (typed as two characters or
+    a real CR); surrounding whitespace is ignored. Raises FrameError."""
     cleaned = text.strip()
     if cleaned.endswith("\\r"):
         cleaned = cleaned[:-2]
@@ -202,7 +202,8 @@ def _decode_family20(command: int, frame: Frame) -> object:
                     return [f20.decode_eg4_analog_info(info, frame.adr)]
             raise FrameError("0x42 reply is neither a Pylon, a Seplos nor an EG4 layout")
         case f20.Cid2.STATUS:
-            # Seplos has a fixed count of 20 custom bytes (protocol.md §1.11 step 5); anything else is read as Pylon.
+            # Seplos has a fixed count of 20 custom bytes (docs/protocol.md §1.11 step 5); anything else is read as
+            # Pylon.
             try:
                 return [f20.decode_seplos_status_info(info, frame.adr)]
             except FrameError:

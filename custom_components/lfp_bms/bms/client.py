@@ -51,7 +51,7 @@ class LinkConfig:
     addresses: tuple[int, ...]
     strategy: Strategy
     #: ADR used for identity, clock, parameters and writes to the directly connected pack.
-    #: PbmsTools writes with ADR 00 on RS232 (captures.md A.2); on an RS485 bus each pack is its own ADR.
+    #: PbmsTools writes with ADR 00 on RS232 (tests/data/captures.md A.2); on an RS485 bus each pack is its own ADR.
     local_address: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,7 +82,7 @@ class LinkConfig:
         )
 
     def writable(self, address: int) -> bool:
-        """Only the directly connected pack accepts configuration and control (protocol.md §1.7.1).
+        """Only the directly connected pack accepts configuration and control (docs/protocol.md §1.7.1).
 
         On an RS485 bus every pack is directly connected; through a master only the master is.
         """

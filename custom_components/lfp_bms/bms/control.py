@@ -1,4 +1,4 @@
-"""Writes to a PACE 0x25 pack, each confirmed by reading the pack back (protocol.md §1.9.6-§1.9.13).
+"""Writes to a PACE 0x25 pack, each confirmed by reading the pack back (docs/protocol.md §1.9.6-§1.9.13).
 
 Every write goes only to a directly connected pack (ClusterClient.check_writable), holds the client's lock for the
 write and its read-back (so a poll never interleaves), is logged at info with the state before and after, and
@@ -222,7 +222,7 @@ class PaceControl:
 
     async def read_history(self, address: int, count: int, start: int = 0) -> list[HistoryRecord]:
         """Up to `count` records from index `start` (0 = newest); stops early at the end of the history."""
-        # Records are addressed by a 16-bit index (protocol.md §1.9.10); a bad range is the caller's, sent nowhere.
+        # Records are addressed by a 16-bit index (docs/protocol.md §1.9.10); a bad range is the caller's, sent nowhere.
         if count < 1:
             raise ParameterError("below_minimum", "count", f"{count} < 1")
         if count > MAX_HISTORY_RECORDS:

@@ -1,5 +1,5 @@
 """Find out what is on a link: baud rate, protocol family, VER/CID1 as the BMS answers, pack addresses and the
-cheapest way to read them all (protocol.md §1.11 and §1.12). Bounded in time; reports each stage.
+cheapest way to read them all (docs/protocol.md §1.11 and §1.12). Bounded in time; reports each stage.
 """
 
 import asyncio
@@ -45,7 +45,7 @@ class Probe:
         return encode_frame(self.ver, self.adr, self.cid1, 0x42, self.info)
 
 
-#: In the order of protocol.md §1.11: PACE at the master (ADR 1) and stand-alone (ADR 0), Pylon at its first
+#: In the order of docs/protocol.md §1.11: PACE at the master (ADR 1) and stand-alone (ADR 0), Pylon at its first
 #: address 2, Seplos at 0/1, EG4 (CID1 4A, requests without INFO).
 PROBES: tuple[Probe, ...] = (
     Probe(ver=0x25, cid1=0x46, adr=1, info=b"\x01"),
@@ -118,7 +118,7 @@ async def _detect(
 async def _probe_protocol(link: SerialLink) -> tuple[Probe, Frame, ProtocolName] | None:
     """The first probe whose answer a family decodes. A refusal (e.g. RTN 01 from a VER 0x20 pack to a VER 0x25
     probe) or an undecodable answer only proves that something is there: the later probes find out what."""
-    # A sleeping pack may swallow the first frame after a quiet period (seed 003: sleep after 5 min without
+    # A sleeping pack may swallow the first frame after a quiet period (docs/protocol.md §6: sleep after 5 min without
     # traffic); the first probe is therefore tried twice.
     for index, probe in enumerate((PROBES[0], *PROBES)):
         try:
@@ -212,8 +212,8 @@ async def _scan_bus(link: SerialLink, driver: ProtocolDriver, first: int) -> tup
         else:
             found.append(address)
     if 0 in found and len(found) > 1 and driver.name is not ProtocolName.SEPLOS:
-        # ADR 00 reaches "whoever is connected" (captures.md A.2; EG4 on its console port too): the same pack as
-        # a numbered one. Only a Seplos bus numbers a real pack 0 (DIP 0).
+        # ADR 00 reaches "whoever is connected" (tests/data/captures.md A.2; EG4 on its console port too): the same
+        # pack as a numbered one. Only a Seplos bus numbers a real pack 0 (DIP 0).
         found.remove(0)
     return sorted(found), refused
 

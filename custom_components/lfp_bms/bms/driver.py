@@ -2,7 +2,7 @@
 
 A driver turns requests into frames and reply frames into the shared models; it owns no link (multi-step
 reads such as identity go through the `Exchange` it is handed). The VER and
-CID1 it sends are whatever the BMS answered with during detection ("lying" firmwares, protocol.md §1.6).
+CID1 it sends are whatever the BMS answered with during detection ("lying" firmwares, docs/protocol.md §1.6).
 """
 
 from abc import ABC, abstractmethod

@@ -1,6 +1,6 @@
 """Payload codecs of the VER 0x20 family: Pylontech (and Pylon-protocol clones), Seplos V2 and EG4 LifePower4.
 
-Layouts follow protocol.md §1.10; auto-detection helpers follow §1.11 steps 5 and 7. Every decoder raises only
+Layouts follow docs/protocol.md §1.10; auto-detection helpers follow §1.11 steps 5 and 7. Every decoder raises only
 FrameError for a malformed payload; every `encode_*` function is the exact inverse of its decoder (it builds the
 INFO the simulator puts into a reply frame) and raises FrameError when a value does not fit its wire field.
 """
@@ -39,7 +39,7 @@ _U16_UNUSED = 0xFFFF
 
 
 class Cid2(IntEnum):
-    """Commands of the 0x20 family this module speaks (protocol.md §1.8)."""
+    """Commands of the 0x20 family this module speaks (docs/protocol.md §1.8)."""
 
     ANALOG = 0x42
     STATUS = 0x44

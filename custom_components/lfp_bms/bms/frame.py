@@ -26,7 +26,7 @@ class FrameError(BmsError):
 
 
 class Rtn(IntEnum):
-    """Return codes a BMS sends in the CID2 position of a reply (protocol.md §1.5)."""
+    """Return codes a BMS sends in the CID2 position of a reply (docs/protocol.md §1.5)."""
 
     OK = 0x00
     VER_ERROR = 0x01
@@ -87,7 +87,7 @@ def _hex(data: bytes) -> bytes:
 
 
 def length_field(lenid: int) -> int:
-    """LENGTH = LCHKSUM (top nibble) | LENID (12 bits) (protocol.md §1.3)."""
+    """LENGTH = LCHKSUM (top nibble) | LENID (12 bits) (docs/protocol.md §1.3)."""
     if not 0 <= lenid <= _MAX_LENID:
         raise FrameError(f"INFO too long: {lenid} characters")
     nibbles = (lenid & 0xF) + ((lenid >> 4) & 0xF) + ((lenid >> 8) & 0xF)
@@ -96,7 +96,7 @@ def length_field(lenid: int) -> int:
 
 
 def checksum(body: bytes) -> int:
-    """CHKSUM over the ASCII characters from VER to the end of INFO (protocol.md §1.4)."""
+    """CHKSUM over the ASCII characters from VER to the end of INFO (docs/protocol.md §1.4)."""
     return (-sum(body)) & 0xFFFF
 
 

@@ -37,7 +37,7 @@ class Condition(StrEnum):
     FIRE = "fire"
 
 
-#: Abbreviations used by the vendor tools and manuals (seeds 000/004) for each level.
+#: Abbreviations used by the vendor tools and manuals (docs/protocol.md §6 item 7).
 PROTECTION_ABBREVIATIONS: Mapping[Condition, str] = {
     Condition.CELL_OVERVOLTAGE: "OVP",
     Condition.CELL_UNDERVOLTAGE: "UVP",
@@ -155,7 +155,7 @@ class OperatingState(StrEnum):
     OFFLINE = "offline"
 
 
-#: Below this magnitude the packs report "no current" (FAQ of seed 000: 0.5 A reporting threshold).
+#: Below this magnitude the packs report "no current" (docs/protocol.md §6 item 1: 0.5 A reporting threshold).
 IDLE_CURRENT_A = 0.5
 
 
@@ -211,7 +211,7 @@ class PackAnalog:
     soc_pct: float
     soh_pct: float | None
     soc_reported: bool = False
-    #: The "user-defined" P byte, a variant hint only (protocol.md §1.9.2).
+    #: The "user-defined" P byte, a variant hint only (docs/protocol.md §1.9.2).
     marker: int | None = None
     #: Undecoded variant tail bytes after the fixed record (kept for diagnostics).
     tail: bytes = b""

@@ -1,6 +1,6 @@
 """PACE protocol 0x25 (PbmsTools packs): 0x42 analog, 0x44 status, identity and the small commands.
 
-Wire layouts follow protocol.md §1.9; decoders raise only FrameError (RtnError via Frame.check_rtn), encoders
+Wire layouts follow docs/protocol.md §1.9; decoders raise only FrameError (RtnError via Frame.check_rtn), encoders
 produce the exact INFO bytes the decoders read so that the simulator answers with proven frames.
 Parameter groups (0xD0-0xE7 and friends) live in pace_params.py.
 """
@@ -19,7 +19,7 @@ from .models import Condition, Fault, PackAnalog, PackIdentity, PackStatus
 
 
 class Cid2(IntEnum):
-    """PACE 0x25 command codes used here (protocol.md §1.8)."""
+    """PACE 0x25 command codes used here (docs/protocol.md §1.8)."""
 
     ANALOG = 0x42
     STATUS = 0x44
@@ -111,7 +111,7 @@ def split_temperatures(temps: tuple[float, ...]) -> tuple[tuple[float, ...], flo
 
     Six or more sensors: the PACE document's rule T1-T4 cells, T5 MOSFET, T6 environment; sensors after T6
     (8-sensor Eenovance/Sunsynk packs) are counted as further cell sensors, because nothing documents them as
-    MOSFET/board sensors (protocol.md §5 item 14). Fewer than six (4 on 8S packs): all are cell sensors and no
+    MOSFET/board sensors (docs/protocol.md §5 item 14). Fewer than six (4 on 8S packs): all are cell sensors and no
     MOSFET/environment value is reported rather than guessing a position.
     """
     if len(temps) >= 6:
@@ -135,7 +135,7 @@ def make_pack_analog(
 ) -> PackAnalog:
     """Build a PackAnalog with the derived fields exactly as the 0x42 decoder does (also for the simulator).
 
-    Tails (protocol.md §1.9.2): 1 byte = SOC %; 8 = SOC, 3 x u16, SOH; 14 = SOC, 4 x u16, SOH, u16 port voltage
+    Tails (docs/protocol.md §1.9.2): 1 byte = SOC %; 8 = SOC, 3 x u16, SOH; 14 = SOC, 4 x u16, SOH, u16 port voltage
     mV, u16. Without a tail SOC = remaining/full and SOH = full/design (clamped to 100).
     """
     temps = tuple(temperatures_c)

@@ -1,4 +1,4 @@
-"""PACE 0x25 protection-parameter groups (PbmsTools "Parameter Setting" tab), protocol.md §1.9.11-§1.9.13.
+"""PACE 0x25 protection-parameter groups (PbmsTools "Parameter Setting" tab), docs/protocol.md §1.9.11-§1.9.13.
 
 Each group is a frozen dataclass in natural units with `decode(info)` (read reply), `encode()` (write request INFO),
 `encode_reply()` (read reply INFO, for the simulator) and `validate()`. The layouts come from PbmsTools captures
@@ -33,7 +33,7 @@ class ParameterError(BmsError):
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """Unit, step and range of one settable field (PbmsTools ranges, protocol.md §1.9.12)."""
+    """Unit, step and range of one settable field (PbmsTools ranges, docs/protocol.md §1.9.12)."""
 
     unit: str | None
     step: float

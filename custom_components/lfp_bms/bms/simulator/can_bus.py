@@ -3,7 +3,7 @@
 Two ways onto the wire, both optional: python-can's `virtual` interface (any channel name, e.g. one per test), and
 an emulated slcan USB adapter served on TCP (`socket://127.0.0.1:PORT`, which python-can's `slcan` interface
 opens through pyserial). The BMS can require the inverter's keep-alive (0x305): with `keep_alive_timeout_s` set it
-falls silent when none arrived for that long, as some firmwares do (protocol.md §3.1).
+falls silent when none arrived for that long, as some firmwares do (docs/protocol.md §3.1).
 
 sim = CanSimulator(cluster, CanSimulatorConfig(virtual_channel="test-1", slcan=True, period_s=0.2))
 await sim.start()
@@ -64,7 +64,7 @@ DEFAULT_EXTENSIONS = frozenset({0x354, 0x370, 0x371, 0x372, 0x378, 0x379})
 #: Charge / discharge current limit per pack, in C (of the design capacity).
 CHARGE_LIMIT_C = 0.5
 DISCHARGE_LIMIT_C = 1.0
-#: Force-charge request thresholds (US2000B-Plus: bit 5 at 5-10 % SOC, bit 4 at 9-13 %, protocol.md §3.2).
+#: Force-charge request thresholds (US2000B-Plus: bit 5 at 5-10 % SOC, bit 4 at 9-13 %, docs/protocol.md §3.2).
 FORCE_CHARGE_1_SOC = 10
 FORCE_CHARGE_2_SOC = 13
 

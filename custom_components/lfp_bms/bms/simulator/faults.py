@@ -12,7 +12,7 @@ whitespace ignored, each name at most once except `offline`:
                                                     pack ADDR leaves the link bus at simulated second `start` for
                                                     `duration` seconds (no duration: for good); repeatable
                  | "asleep" "=" seconds             the BMS sleeps after this many simulated seconds without
-                                                    traffic (the manuals: 5 min = 300); the first request after
+                                                    traffic (docs/protocol.md §6: 5 min = 300); the first request after
                                                     that (and the very first request of a run) is not answered,
                                                     it only wakes the BMS
     PROBABILITY_FAULT := "corrupt"      one character of the reply is changed (checksum no longer matches)

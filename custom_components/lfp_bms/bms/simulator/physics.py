@@ -42,11 +42,11 @@ _OCV_SOC = tuple(p[0] for p in OCV_CURVE)
 #: Beyond the ends the voltage keeps moving steeply, so an unprotected cell visibly runs away.
 _OVERRUN_V_PER_SOC = 8.0
 
-#: Recovery time of an over-current protection (manual: "released when the system delay time is met").
+#: Recovery time of an over-current protection (docs/protocol.md §6 item 4: after the system delay).
 OVERCURRENT_RELEASE_S = 60.0
 #: Passive balancing bleed current per cell.
 BALANCE_CURRENT_A = 0.1
-#: Heater: manual seed 000 — on at T <= 5 °C while a charger offers >= 0.08 C, off at T >= 12 °C.
+#: Heater (docs/protocol.md §6 item 5): on at T <= 5 °C while a charger offers >= 0.08 C, off at T >= 12 °C.
 HEATER_ON_C = 5.0
 HEATER_OFF_C = 12.0
 HEATER_POWER_W = 150.0
@@ -174,9 +174,11 @@ class ScriptedProfile(Profile):
 
 @dataclass(slots=True, kw_only=True)
 class ProtectionSettings:
-    """One BMS's protection/behaviour parameters in physical units (the PACE parameter groups, §1.9.12).
+    """One BMS's protection/behaviour parameters in physical units (the PACE parameter groups,
+    docs/protocol.md §1.9.12).
 
-    Defaults are the values read from a real 16S pack (captures.md §A.4); pack voltages scale with the cell count.
+    Defaults are the values read from a real 16S pack (tests/data/captures.md §A.4); pack voltages scale with the cell
+    count.
     """
 
     cell_ov_alarm_mv: int = 3600
@@ -436,7 +438,7 @@ class PackModel:
         self.current_a = 0.0
         self.charge_mos_command_on = True
         self.discharge_mos_command_on = True
-        # Switch states as read from a real pack (control byte 00, captures.md §A.1 #4).
+        # Switch states as read from a real pack (control byte 00, tests/data/captures.md §A.1 #4).
         self.buzzer_enabled = False
         self.led_alarm_enabled = False
         self.limiter_enabled = False
@@ -449,7 +451,7 @@ class PackModel:
         self.heater_on = False
         self.fully_charged = False
         self.online = True
-        #: Low-power mode of the manuals (min cell below the sleep voltage, idle, for the sleep delay).
+        #: Low-power mode (docs/protocol.md §6 item 3: min cell below the sleep voltage, idle, for the sleep delay).
         self.dormant = False
         self._dormant_pending_s = 0.0
         self.reboot_until = -1.0
@@ -528,7 +530,7 @@ class PackModel:
     def set_clock(self, t: float, when: datetime) -> None:
         self.clock_offset_s += (when - self.clock(t)).total_seconds()
 
-    # -- commands (the BMS's own rules, protocol.md §1.9.7)
+    # -- commands (the BMS's own rules, docs/protocol.md §1.9.7)
 
     def command_mos(self, *, charge: bool, on: bool) -> bool:
         """Switch a MOSFET by command. Returns False (refused) per the rules seen on real packs."""
@@ -640,7 +642,7 @@ class PackModel:
                 self.warnings.discard(cond)
             if cond in self.protections:
                 released = value <= th.release(s) if th.above else value >= th.release(s)
-                # Manual: voltage protections also release on current in the other direction.
+                # docs/protocol.md §6 item 4: voltage protections also release on current in the other direction.
                 if cond in (Condition.CELL_OVERVOLTAGE, Condition.PACK_OVERVOLTAGE) and current <= -IDLE_CURRENT_A:
                     released = True
                 if cond in (Condition.CELL_UNDERVOLTAGE, Condition.PACK_UNDERVOLTAGE) and current >= IDLE_CURRENT_A:

@@ -1,6 +1,6 @@
 """Request frame → reply bytes, per protocol, answering from the physics model with the library's own encoders.
 
-Addressing (protocol.md §1.7):
+Addressing (docs/protocol.md §1.7):
 
 * `rs232-master`: the host is wired to the master (PACE DIP address 1; Pylon ADR 2). ADR 00 or the master's
   address reaches it. 0x42/0x44 INFO = FF returns every pack in one reply (count first, record address =
@@ -39,7 +39,7 @@ class LinkMode(StrEnum):
     RS485 = "rs485"
 
 
-#: PACE 0x25 tail variants: tail length → the marker byte P real packs send with it (protocol.md §1.9.2).
+#: PACE 0x25 tail variants: tail length → the marker byte P real packs send with it (docs/protocol.md §1.9.2).
 TAIL_MARKERS = {0: 3, 1: 2, 8: 2, 14: 9}
 
 
@@ -156,7 +156,7 @@ def _flags(conditions: frozenset[Condition] | set[Condition], table: dict[int, C
 
 
 class PaceResponder(Responder):
-    """PACE 0x25 (protocol.md §1.9)."""
+    """PACE 0x25 (docs/protocol.md §1.9)."""
 
     protocol = ProtocolName.PACE25
     ver = 0x25
@@ -231,7 +231,7 @@ class PaceResponder(Responder):
         _exact(request, 0)
         if self.link is LinkMode.RS232_MASTER and not target.is_master:
             raise RequestRefusedError(Rtn.OPERATION_REFUSED)
-        # A pack whose address is not 1 reports 1 (S-PACE232 §4.1).
+        # A pack whose address is not 1 reports 1 (docs/protocol.md §1.9.1).
         return pace.encode_pack_count(len(self.cluster.packs) if target.is_master else 1)
 
     # -- identity, capacity, clock, history
@@ -239,7 +239,7 @@ class PaceResponder(Responder):
     def _model(self, request: Frame, target: Target) -> bytes:
         _exact(request, 0)
         pack = self.only_master(target)
-        # As captured: the model padded to 19 characters and a NUL (captures.md §A.1 #6).
+        # As captured: the model padded to 19 characters and a NUL (tests/data/captures.md §A.1 #6).
         return pace.encode_text(pack.model, 19) + b"\x00"
 
     def _serials(self, request: Frame, target: Target) -> bytes:
@@ -314,7 +314,7 @@ class PaceResponder(Responder):
 
 
 def pace_tail(pack: PackModel, analog: PackAnalog) -> bytes:
-    """The pack's 0x25 tail variant (protocol.md §1.9.2): SOC, design capacities, SOH, port voltage."""
+    """The pack's 0x25 tail variant (docs/protocol.md §1.9.2): SOC, design capacities, SOH, port voltage."""
     size = pack.spec.tail
     if size == 0:
         return b""
@@ -342,7 +342,7 @@ def system_byte(pack: PackModel) -> int:
 
 
 def control_byte(pack: PackModel) -> int:
-    """Table D after a 0x99 switch command, with the bits PbmsTools shows (captures.md §A.2)."""
+    """Table D after a 0x99 switch command, with the bits PbmsTools shows (tests/data/captures.md §A.2)."""
     bits = {
         pace.ControlBit.BUZZER: pack.buzzer_enabled,
         pace.ControlBit.CHARGE_MOS_OFF_BY_COMMAND: not pack.charge_mos_command_on,
@@ -364,7 +364,7 @@ def pace_status(pack: PackModel, address: int) -> PackStatus:
 
 def pace_history(record: HistoryRecord) -> pace.HistoryRecord:
     """A physics history record as a 0xA1 record; the 12 undecoded trailer bytes carry the protect/warn flags
-    in the positions of the PACE state bytes, then the padding seen in the capture (captures.md §A.3)."""
+    in the positions of the PACE state bytes, then the padding seen in the capture (tests/data/captures.md §A.3)."""
     protect_1 = _flags(record.protections, dict(pace.PROTECT_1))
     protect_2 = _flags(record.protections, dict(pace.PROTECT_2))
     warn_1 = _flags(record.warnings, dict(pace.WARN_1))
@@ -557,7 +557,7 @@ def _apply_group(s: ProtectionSettings, g: pp.ParameterGroup) -> ProtectionSetti
 
 
 class ParameterTable:
-    """PACE parameter groups (protocol.md §1.9.12): reads report the BMS's settings with the library's encoders,
+    """PACE parameter groups (docs/protocol.md §1.9.12): reads report the BMS's settings with the library's encoders,
     writes are decoded, checked with the group's own validate() (RTN 09 on failure) and applied to the physics."""
 
     def knows(self, cid2: int) -> bool:

@@ -70,7 +70,7 @@ class SimulatorConfig:
         FaultPlan.parse(self.faults)  # fail early on a bad SPEC
 
     def first_address(self) -> int:
-        """PACE numbers packs from DIP address 1; Pylon from ADR 2 (protocol.md §1.7.2); Seplos from DIP 0."""
+        """PACE numbers packs from DIP address 1; Pylon from ADR 2 (docs/protocol.md §1.7.2); Seplos from DIP 0."""
         return {ProtocolName.PYLON: 2, ProtocolName.SEPLOS: 0}.get(self.protocol, 1)
 
     def pack_specs(self) -> list[PackSpec]:
