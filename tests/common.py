@@ -10,6 +10,7 @@ from custom_components.lfp_bms.bms.detect import detect
 from custom_components.lfp_bms.bms.simulator import Simulator
 from custom_components.lfp_bms.bms.transport import SerialLink
 from custom_components.lfp_bms.const import CONF_DEVICE, CONF_REFRESH_S, CONF_SERIAL, DOMAIN
+from custom_components.lfp_bms.migrate import MINOR_VERSION, VERSION
 
 
 async def entry_for(sim: Simulator, options: dict[str, Any] | None = None) -> MockConfigEntry:
@@ -22,7 +23,10 @@ async def entry_for(sim: Simulator, options: dict[str, Any] | None = None) -> Mo
     return MockConfigEntry(
         domain=DOMAIN,
         title="Battery cluster",
-        unique_id=result.identity.serial or sim.url,
+        # As the flow stores it: only a serial is a unique id.
+        unique_id=result.identity.serial,
+        version=VERSION,
+        minor_version=MINOR_VERSION,
         data={
             CONF_DEVICE: sim.url,
             CONF_SERIAL: result.identity.serial,

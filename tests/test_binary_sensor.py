@@ -19,6 +19,7 @@ from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.models import Condition, Fault
 from custom_components.lfp_bms.bms.simulator import ConstantProfile, Simulator
 from custom_components.lfp_bms.const import CONF_DEVICE, DOMAIN
+from custom_components.lfp_bms.migrate import MINOR_VERSION, VERSION
 
 from .common import setup_entry
 
@@ -205,7 +206,11 @@ async def test_unreported_values_not_created(
     )
     # Built by hand: detection would first spend its timeouts on the other protocols.
     entry = MockConfigEntry(
-        domain=DOMAIN, title="EG4", unique_id="eg4", data={CONF_DEVICE: simulator.url, **link.as_dict()}
+        domain=DOMAIN,
+        title="EG4",
+        version=VERSION,
+        minor_version=MINOR_VERSION,
+        data={CONF_DEVICE: simulator.url, **link.as_dict()},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -214,10 +219,11 @@ async def test_unreported_values_not_created(
     assert reading.online
     assert reading.status is not None
     assert reading.status.fully_charged is None
+    owner = f"{entry.entry_id}_{address}_"  # EG4 has no serial: the ids hang on the entry id
     keys = {
-        e.unique_id.removeprefix(f"eg4_{address}_")
+        e.unique_id.removeprefix(owner)
         for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
-        if e.domain == "binary_sensor" and e.unique_id.startswith(f"eg4_{address}_")
+        if e.domain == "binary_sensor" and e.unique_id.startswith(owner)
     }
     assert "fully_charged" not in keys
     assert {"charging", "discharging", "charge_mos", "discharge_mos", "heater", "balancing"} <= keys

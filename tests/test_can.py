@@ -26,6 +26,8 @@ from custom_components.lfp_bms.bms.simulator import Cluster, ConstantProfile, Pa
 from custom_components.lfp_bms.bms.simulator.can_bus import CanSimulator, CanSimulatorConfig
 from custom_components.lfp_bms.can_coordinator import LfpCanCoordinator
 from custom_components.lfp_bms.const import DOMAIN
+from custom_components.lfp_bms.entity import device_base
+from custom_components.lfp_bms.migrate import MINOR_VERSION, VERSION
 
 _channels = itertools.count()
 
@@ -97,7 +99,7 @@ async def _add_through_flow(hass: HomeAssistant, sim: CanSimulator, **changes: A
 
 
 def _state(hass: HomeAssistant, entry: ConfigEntry[Any], platform: str, key: str) -> State:
-    entity_id = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{entry.unique_id}_{key}")
+    entity_id = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{device_base(entry)}_{key}")
     assert entity_id is not None, key
     state = hass.states.get(entity_id)
     assert state is not None, entity_id
@@ -159,7 +161,7 @@ async def _check_live_link(hass: HomeAssistant, entry: ConfigEntry[Any], sim: Ca
     assert coordinator.cluster_device_id is not None
     device = dr.async_get(hass).async_get(coordinator.cluster_device_id)
     assert isinstance(device, dr.DeviceEntry)
-    assert (DOMAIN, str(entry.unique_id)) in device.identifiers
+    assert (DOMAIN, device_base(entry)) in device.identifiers
     assert device.manufacturer == "PYLON"
     # Ten more minutes of discharge: the published values follow the physics.
     before = _value(hass, entry, "voltage")
@@ -219,7 +221,8 @@ def _can_entry(sim: CanSimulator, **data: Any) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
         title="PYLON CAN",
-        unique_id=f"can_virtual_{channel}",
+        version=VERSION,
+        minor_version=MINOR_VERSION,
         data={"link": "can", "interface": "virtual", "channel": channel, "bitrate": 500000} | data,
     )
 

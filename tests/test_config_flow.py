@@ -209,7 +209,7 @@ async def test_pace_clusters(
 )
 async def test_other_protocols(hass: HomeAssistant, simulator: Simulator) -> None:
     """Pylon, Seplos V2 and EG4 clusters: the stored link reads every reachable pack once set up; the unique id
-    is the master's serial where the protocol has one (Pylon 0x93), otherwise the link."""
+    is the master's serial where the protocol has one (Pylon 0x93), otherwise there is none (never the link)."""
     confirm = await detect_then_confirm(hass, simulator)
     placeholders = confirm["description_placeholders"]
     assert placeholders is not None
@@ -229,7 +229,7 @@ async def test_other_protocols(hass: HomeAssistant, simulator: Simulator) -> Non
         assert result["result"].unique_id == data[CONF_SERIAL]
     else:
         assert simulator.config.protocol in ("seplos", "eg4")
-        assert result["result"].unique_id == simulator.url
+        assert result["result"].unique_id is None
     entry = result["result"]
     assert entry.state is ConfigEntryState.LOADED
     packs = entry.runtime_data.data.cluster.packs
@@ -531,32 +531,44 @@ async def test_reconfigure_on_its_own_port(
 
 
 @pytest.mark.parametrize("simulator", [{"protocol": "seplos", "link": "rs485"}], indirect=True)
-async def test_reconfigure_without_serial_moves_the_id(
+async def test_reconfigure_without_serial_keeps_no_unique_id(
     hass: HomeAssistant, simulator: Simulator, mock_setup_entry: AsyncMock
 ) -> None:
-    """A cluster known by its link (no serial in Seplos V2): the id follows the link, so that the old port can
-    later carry another cluster."""
+    """A cluster without a serial (Seplos V2) has no unique id, and moving it to another link gives it none: its
+    ids hang on the entry id (test_identity.py follows the devices and entities through such a move)."""
     entry = await stale_entry(hass, simulator, device="socket://127.0.0.1:1")
     assert entry.data[CONF_SERIAL] is None
+    assert entry.unique_id is None
     result = await start_reconfigure(hass, entry, "reconfigure_serial")
     result = await submit_link(hass, result["flow_id"], {CONF_DEVICE: simulator.url})
     assert result["reason"] == "reconfigure_successful"
-    assert entry.unique_id == simulator.url
+    assert entry.unique_id is None
     assert entry.data[CONF_DEVICE] == simulator.url
+
+
+@pytest.mark.parametrize("simulator", [{"protocol": "seplos", "link": "rs485"}], indirect=True)
+async def test_serial_less_cluster_added_twice_aborts(hass: HomeAssistant, simulator: Simulator) -> None:
+    """Without a unique id, a second entry for the same link is refused by the link itself."""
+    entry = await entry_for(simulator)
+    entry.add_to_hass(hass)
+    assert entry.unique_id is None
+    result = await start_user_flow(hass, "network")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], network_input(simulator.url))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
 
 
 async def test_reconfigure_without_serial_onto_a_configured_cluster(hass: HomeAssistant, simulator: Simulator) -> None:
     """A serial-less entry pointed at a cluster that another entry knows by its serial: already_configured."""
     await stale_entry(hass, simulator)  # the PACE cluster, configured, its port moved
-    serial_less = MockConfigEntry(
-        domain=DOMAIN, unique_id="socket://127.0.0.1:1", data={CONF_DEVICE: "socket://127.0.0.1:1", CONF_SERIAL: None}
-    )
+    serial_less = MockConfigEntry(domain=DOMAIN, data={CONF_DEVICE: "socket://127.0.0.1:1", CONF_SERIAL: None})
     serial_less.add_to_hass(hass)
     result = await start_reconfigure(hass, serial_less, "reconfigure_serial")
     result = await submit_link(hass, result["flow_id"], {CONF_DEVICE: simulator.url})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
-    assert serial_less.unique_id == "socket://127.0.0.1:1"
+    assert serial_less.unique_id is None
+    assert serial_less.data[CONF_DEVICE] == "socket://127.0.0.1:1"
 
 
 # -- options -----------------------------------------------------------------------------------------------------
@@ -606,7 +618,7 @@ async def test_options_minimum_from_detection(hass: HomeAssistant, simulator: Si
     assert entry.state is ConfigEntryState.LOADED
     assert entry.runtime_data is not coordinator_before  # reloaded
     assert entry.runtime_data.update_interval == timedelta(seconds=minimum)
-    assert entry.runtime_data.invert_current
+    assert entry.runtime_data.client.invert_current
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

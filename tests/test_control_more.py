@@ -30,7 +30,7 @@ from custom_components.lfp_bms.bms.pace_params import ProtocolSelection
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.const import CONF_ALLOW_CONTROL, CONF_LINK, DOMAIN, LINK_CAN
 from custom_components.lfp_bms.control_entity import update_pack_status
-from custom_components.lfp_bms.entity import pack_identifier
+from custom_components.lfp_bms.entity import device_base, pack_identifier
 from custom_components.lfp_bms.select import ProtocolSelect
 
 from .common import entry_for, setup_entry
@@ -54,7 +54,7 @@ async def call(hass: HomeAssistant, service: str, data: dict[str, Any], *, respo
 
 def device_id(hass: HomeAssistant, entry: MockConfigEntry, address: int | None) -> str:
     """The registry id of a pack device (address None: the cluster hub)."""
-    identifier = str(entry.unique_id) if address is None else pack_identifier(entry.runtime_data, address)
+    identifier = device_base(entry) if address is None else pack_identifier(entry.runtime_data, address)
     device = dr.async_get(hass).async_get_device_by_identifier((DOMAIN, identifier), entry.entry_id)
     assert device is not None
     return device.id

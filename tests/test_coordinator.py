@@ -18,6 +18,7 @@ from custom_components.lfp_bms import async_remove_config_entry_device, async_re
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.const import CONF_SCAN_INTERVAL, DOMAIN
 from custom_components.lfp_bms.coordinator import link_down_issue_id, pack_missing_issue_id
+from custom_components.lfp_bms.entity import device_base
 
 from .common import setup_entry
 
@@ -48,7 +49,7 @@ def _states(hass: HomeAssistant, entry: MockConfigEntry, owner: str | None = Non
 
 
 def _pack_owner(entry: MockConfigEntry, address: int) -> str:
-    return f"{entry.unique_id}_{address}"
+    return f"{device_base(entry)}_{address}"
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ async def test_remove_stale_pack_device(
         assert found is not None
         return found
 
-    hub, pack_1, pack_2 = device(str(entry.unique_id)), device(_pack_owner(entry, 1)), device(_pack_owner(entry, 2))
+    hub, pack_1, pack_2 = device(device_base(entry)), device(_pack_owner(entry, 1)), device(_pack_owner(entry, 2))
     assert not await async_remove_config_entry_device(hass, entry, hub)
     assert not await async_remove_config_entry_device(hass, entry, pack_2)
 

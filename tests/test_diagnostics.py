@@ -15,6 +15,7 @@ from syrupy.filters import props
 
 from custom_components.lfp_bms.bms.simulator import Simulator
 from custom_components.lfp_bms.const import DOMAIN
+from custom_components.lfp_bms.entity import device_base
 
 from .common import setup_entry
 
@@ -55,7 +56,7 @@ async def test_pack_device_diagnostics(
 ) -> None:
     """A pack device's diagnostics: that pack's reading, its identity without serials, its energy."""
     entry = await setup_entry(hass, simulator)
-    device = device_registry.async_get_device_by_identifier((DOMAIN, f"{entry.unique_id}_1"), entry.entry_id)
+    device = device_registry.async_get_device_by_identifier((DOMAIN, f"{device_base(entry)}_1"), entry.entry_id)
     assert device is not None
     diagnostics: dict[str, Any] = await get_diagnostics_for_device(hass, hass_client, entry, device)
     assert diagnostics == snapshot
@@ -66,7 +67,7 @@ async def test_pack_device_diagnostics(
     assert reading["analog"]["cell_voltages_mv"] == list(pack.cell_mv)
     assert pack.pack_serial.strip() not in json.dumps(diagnostics)
 
-    hub = device_registry.async_get_device_by_identifier((DOMAIN, str(entry.unique_id)), entry.entry_id)
+    hub = device_registry.async_get_device_by_identifier((DOMAIN, device_base(entry)), entry.entry_id)
     assert hub is not None
     hub_diagnostics: dict[str, Any] = await get_diagnostics_for_device(hass, hass_client, entry, hub)
     assert hub_diagnostics["summary"]["packs_online"] == 2

@@ -25,6 +25,7 @@ from custom_components.lfp_bms.const import (
     LINK_DOWN_REPAIR_AFTER,
 )
 from custom_components.lfp_bms.coordinator import LINK_DOWN_SINCE, link_down_issue_id
+from custom_components.lfp_bms.entity import device_base
 
 from .common import entry_for, state_of
 
@@ -45,7 +46,7 @@ async def _poll(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
 
 def _pack_entities(hass: HomeAssistant, entry: MockConfigEntry, address: int) -> dict[str, er.RegistryEntry]:
     """The entry's registry entries of one pack, by unique id."""
-    owner = f"{entry.unique_id}_{address}_"
+    owner = f"{device_base(entry)}_{address}_"
     return {
         e.unique_id: e
         for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
@@ -85,13 +86,13 @@ async def test_pack_joins_a_broadcast_group(
         assert entry.runtime_data is coordinator
         assert entry.data[CONF_ADDRESSES] == [1, 2, 3]
         assert coordinator.link_config.addresses == (1, 2, 3)
-        hub = device_registry.async_get_device_by_identifier((DOMAIN, str(entry.unique_id)), entry.entry_id)
-        pack_3 = device_registry.async_get_device_by_identifier((DOMAIN, f"{entry.unique_id}_3"), entry.entry_id)
+        hub = device_registry.async_get_device_by_identifier((DOMAIN, device_base(entry)), entry.entry_id)
+        pack_3 = device_registry.async_get_device_by_identifier((DOMAIN, f"{device_base(entry)}_3"), entry.entry_id)
         assert hub is not None
         assert pack_3 is not None
         assert pack_3.via_device_id == hub.id
         entities = _pack_entities(hass, entry, 3)
-        prefix = f"{entry.unique_id}_3_"
+        prefix = f"{device_base(entry)}_3_"
         assert entities.keys() >= {prefix + key for key in ("soc", "voltage", "alarm", "charging")}
         assert all(e.device_id == pack_3.id for e in entities.values())
         model = grown.cluster.pack(3)
@@ -175,7 +176,7 @@ async def test_reconfigure_finds_a_pack_added_to_a_bus(hass: HomeAssistant, simu
         assert entry.data[CONF_ADDRESSES] == [0, 1, 2]
         assert state_of(entry) is ConfigEntryState.LOADED
         entities = _pack_entities(hass, entry, 2)
-        voltage = entities[f"{entry.unique_id}_2_voltage"]
+        voltage = entities[f"{device_base(entry)}_2_voltage"]
         assert float(_value(hass, voltage)) == pytest.approx(
             grown.cluster.pack(2).voltage_mv / 1000, abs=0.01
         )  # 10 mV steps

@@ -20,6 +20,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 
 from custom_components.lfp_bms.bms.simulator import ConstantProfile, PhysicsConfig, Simulator, SineDayProfile
 from custom_components.lfp_bms.const import CONF_SCAN_INTERVAL, DOMAIN
+from custom_components.lfp_bms.entity import device_base
 
 from .common import entry_for, setup_entry
 
@@ -64,7 +65,7 @@ async def test_day_matches_ground_truth(
     """Over a day polled every minute the charged and discharged totals of the cluster and of each pack match the
     simulator's terminal energy within 0.5 %, and no total ever decreases."""
     entry = await setup_entry(hass, simulator, {CONF_SCAN_INTERVAL: INTERVAL_S})
-    cluster_id = str(entry.unique_id)
+    cluster_id = device_base(entry)
     series: dict[str, tuple[str, str]] = {
         "cluster": (_energy_entity(hass, cluster_id, True), _energy_entity(hass, cluster_id, False)),
     }
@@ -150,7 +151,7 @@ class TestEnergyDashboard:
         entry = await setup_entry(hass, simulator)
         assert await async_setup_component(hass, "energy", {})
         registry = er.async_get(hass)
-        owner = str(entry.unique_id)
+        owner = device_base(entry)
 
         def entity(key: str) -> str:
             entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{owner}_{key}")

@@ -38,6 +38,7 @@ from custom_components.lfp_bms.bms.simulator.faults import FaultKind
 from custom_components.lfp_bms.bms.transport import SerialLink
 from custom_components.lfp_bms.const import CONF_SCAN_INTERVAL, DOMAIN
 from custom_components.lfp_bms.coordinator import LfpBmsCoordinator
+from custom_components.lfp_bms.entity import device_base
 
 from .common import setup_entry
 
@@ -171,7 +172,7 @@ async def harness(hass: HomeAssistant, simulator: Simulator) -> Harness:
     for address in simulator.addresses:
         h.entities[address] = {}
         for key in PACK_KEYS:
-            entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_{address}_{key}")
+            entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{device_base(entry)}_{address}_{key}")
             assert entity_id is not None
             h.entities[address][key] = entity_id
     h.check()

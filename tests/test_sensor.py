@@ -5,6 +5,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
@@ -25,6 +26,12 @@ async def poll(hass: HomeAssistant) -> None:
     """Let the coordinator poll once (the default interval is 10 s; the refresh runs as a background task)."""
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=11))
     await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def text(hass: HomeAssistant, entity_id: str) -> str:
+    state = hass.states.get(entity_id)
+    assert state is not None, entity_id
+    return state.state
 
 
 def value(hass: HomeAssistant, entity_id: str) -> float:
@@ -111,8 +118,12 @@ async def test_cluster_soc_is_capacity_weighted(hass: HomeAssistant, simulator: 
 
 
 @pytest.mark.parametrize("invert", [False, True])
-async def test_invert_current(hass: HomeAssistant, simulator: Simulator, invert: bool) -> None:
-    """invert_current flips the sign of current and power, and so swaps charge and discharge power."""
+async def test_invert_current(
+    hass: HomeAssistant, simulator: Simulator, freezer: FrozenDateTimeFactory, invert: bool
+) -> None:
+    """invert_current flips the sign of current and power where the data enters, so everything derived from it
+    follows: charge/discharge power, the operating state, the cluster's charging/discharging binary sensors and
+    which energy counter grows."""
     await setup_entry(hass, simulator, {CONF_INVERT_CURRENT: invert})
     simulator.cluster.profile = ConstantProfile(30.0)
     simulator.advance(60)
@@ -123,9 +134,21 @@ async def test_invert_current(hass: HomeAssistant, simulator: Simulator, invert:
     power = value(hass, "sensor.pack_1_power")
     assert power == pytest.approx(sign * truth.voltage_v * truth.current_a, abs=1)
     charged, discharged = value(hass, "sensor.pack_1_charge_power"), value(hass, "sensor.pack_1_discharge_power")
-    assert (charged, discharged) == ((0, abs(power)) if invert else (power, 0))
+    assert (charged, discharged) == ((0.0, abs(power)) if invert else (power, 0.0))
     cluster_power = value(hass, f"{CLUSTER}_power")
     assert sign * cluster_power > 0
     assert value(hass, f"{CLUSTER}_current") == pytest.approx(sign * simulator.cluster.current_a, abs=0.02)
     cluster_split = (value(hass, f"{CLUSTER}_charge_power"), value(hass, f"{CLUSTER}_discharge_power"))
-    assert cluster_split == ((0, abs(cluster_power)) if invert else (cluster_power, 0))
+    assert cluster_split == ((0.0, abs(cluster_power)) if invert else (cluster_power, 0.0))
+    assert text(hass, "sensor.pack_1_operating_state") == ("discharging" if invert else "charging")
+    binary = {key: text(hass, f"binary_sensor.battery_cluster_{key}") for key in ("charging", "discharging")}
+    assert binary == ({"charging": "off", "discharging": "on"} if invert else {"charging": "on", "discharging": "off"})
+    # The integrator runs on monotonic time: let one poll interval pass for it too (the simulator is unpaced, P5).
+    simulator.advance(11)
+    freezer.tick(timedelta(seconds=11))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    energy = {key: value(hass, f"{CLUSTER}_energy_{key}") for key in ("charged", "discharged")}
+    grew, stayed = ("discharged", "charged") if invert else ("charged", "discharged")
+    assert energy[grew] > 0
+    assert energy[stayed] == 0

@@ -35,6 +35,13 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
+async def async_migrate_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bool:
+    """Move an entry stored by an older version (ids, options) to what this one expects."""
+    from .migrate import async_migrate
+
+    return await async_migrate(hass, entry)
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bool:
     """Set up one battery link: open it, read the cluster once, create the hub device, forward platforms."""
     if is_can_entry(entry.data):

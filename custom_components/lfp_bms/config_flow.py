@@ -35,7 +35,9 @@ from .can_flow import CAN_SCHEMA, can_link_config, can_title, check_can_input, c
 from .const import (
     CONF_ALLOW_CONTROL,
     CONF_CELL_ENTITIES,
+    CONF_CHANNEL,
     CONF_DEVICE,
+    CONF_INTERFACE,
     CONF_INVERT_CURRENT,
     CONF_REFRESH_S,
     CONF_SCAN_INTERVAL,
@@ -47,6 +49,7 @@ from .const import (
     is_can_entry,
 )
 from .coordinator import minimum_interval
+from .migrate import MINOR_VERSION, VERSION
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -93,7 +96,8 @@ def port_in_use(err: BaseException) -> bool:
 class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a battery link."""
 
-    VERSION = 1
+    VERSION = VERSION
+    MINOR_VERSION = MINOR_VERSION
 
     def __init__(self) -> None:
         self._device: str | None = None
@@ -173,10 +177,8 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     def _abort_if_device_used(self) -> None:
-        own = self._get_reconfigure_entry().entry_id if self.source == SOURCE_RECONFIGURE else None
-        for entry in self._async_current_entries(include_ignore=False):
-            if entry.entry_id != own and entry.data.get(CONF_DEVICE) == self._device:
-                raise AbortFlow("already_configured")
+        # Also what keeps a serial-less cluster (no unique id) from being added twice.
+        self._async_abort_entries_match({CONF_DEVICE: self._device})
 
     async def async_step_usb(self, discovery_info: UsbServiceInfo) -> ConfigFlowResult:
         """A USB serial adapter was plugged in. Nothing is sent to it before the user confirms."""
@@ -241,22 +243,21 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         assert result is not None
         assert self._device is not None
         serial = result.identity.serial
-        unique_id = serial or self._device
         if self.source == SOURCE_RECONFIGURE:
             entry = self._get_reconfigure_entry()
-            await self.async_set_unique_id(unique_id, raise_on_progress=False)
-            if entry.data.get(CONF_SERIAL) is not None:
+            if entry.unique_id is not None:
                 # A cluster identified by its master's serial must answer with the same serial on the new link.
+                await self.async_set_unique_id(serial, raise_on_progress=False)
                 self._abort_if_unique_id_mismatch(reason="wrong_device")
-            elif any(
-                other.unique_id == unique_id and other.entry_id != entry.entry_id
-                for other in self._async_current_entries(include_ignore=False)
-            ):
-                raise AbortFlow("already_configured")
-            # Without a serial the id is the link and moves with it: the old port may carry another cluster later.
-            return self.async_update_reload_and_abort(entry, unique_id=unique_id, data_updates=self._entry_data(result))
-        await self.async_set_unique_id(unique_id, raise_on_progress=False)
-        self._abort_if_unique_id_configured(updates={CONF_DEVICE: self._device})
+            elif serial is not None and self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, serial):
+                raise AbortFlow("already_configured")  # another entry knows this cluster by its serial
+            # A serial-less entry keeps no unique id: its devices and entities hang on the entry id, which no link
+            # change moves (and a serial read later does not either).
+            return self.async_update_reload_and_abort(entry, data_updates=self._entry_data(result))
+        # Only a serial identifies a cluster; one without is kept from being added twice by its link (above).
+        await self.async_set_unique_id(serial, raise_on_progress=False)
+        if serial is not None:
+            self._abort_if_unique_id_configured(updates={CONF_DEVICE: self._device})
         if user_input is not None:
             # The title names the cluster device (and so its entity ids); the model goes on the pack devices.
             return self.async_create_entry(title=CLUSTER_TITLE, data=self._entry_data(result))
@@ -290,8 +291,8 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
             config = can_link_config(user_input)
             errors = check_can_input(config)
             if not errors:
-                await self.async_set_unique_id(f"can_{config.interface}_{config.channel}")
-                self._abort_if_unique_id_configured()
+                # The battery sends no serial on CAN: one entry per adapter channel, and no unique id.
+                self._async_abort_entries_match({CONF_INTERFACE: config.interface, CONF_CHANNEL: config.channel})
                 state, error = await listen(self.hass, config)
                 if error is None:
                     self._can = (config.as_dict(), state)

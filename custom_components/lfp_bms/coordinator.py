@@ -116,12 +116,13 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         )
         self.link_config = LinkConfig.from_dict(entry.data)
         self.link = SerialLink(entry.data[CONF_DEVICE], baudrate=self.link_config.baudrate)
+        # The sign option is applied where the data enters, so every value derived from the current follows it.
         self.client = ClusterClient(
             self.link,
             make_driver(self.link_config.protocol, ver=self.link_config.ver, cid1=self.link_config.cid1),
             self.link_config,
+            invert_current=bool(entry.options.get(CONF_INVERT_CURRENT, False)),
         )
-        self.invert_current = bool(entry.options.get(CONF_INVERT_CURRENT, False))
         self.identities: dict[int, PackIdentity] = {}
         self._energy: dict[str | int, EnergyIntegrator] = {}
         self._max_gap_s = interval * ENERGY_MAX_GAP_INTERVALS
@@ -240,15 +241,14 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         return BankData(cluster=state, energy=self._integrate(state, now))
 
     def _integrate(self, state: ClusterState, now: float) -> dict[str | int, EnergyTotals]:
-        sign = -1.0 if self.invert_current else 1.0
         for address, reading in state.packs.items():
             integrator = self.energy_integrator(address)
             if reading.online and reading.analog is not None:
-                integrator.add(now, sign * reading.analog.power_w)
+                integrator.add(now, reading.analog.power_w)
             else:
                 integrator.break_series()
         if state.summary.packs_online:
-            self.energy_integrator(CLUSTER).add(now, sign * state.summary.power_w)
+            self.energy_integrator(CLUSTER).add(now, state.summary.power_w)
         else:
             self.energy_integrator(CLUSTER).break_series()
         return {key: integrator.totals for key, integrator in self._energy.items()}

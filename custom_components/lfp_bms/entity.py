@@ -3,6 +3,7 @@
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
@@ -16,9 +17,16 @@ from .coordinator import LfpBmsCoordinator
 MANUFACTURER = "PACE BMS"
 
 
+def device_base(entry: ConfigEntry[Any]) -> str:
+    """What every device identifier and entity unique id of an entry starts with: the master's serial (the entry's
+    unique id) when the cluster has one, else the entry id. Never the link: a move to another port or bridge must
+    keep every device, entity id and statistic (migrate.py moved older entries off their link URL)."""
+    return entry.unique_id or entry.entry_id
+
+
 def cluster_identifier(coordinator: LfpBmsCoordinator) -> str:
-    """Device identifier of the cluster (the link): the entry's unique id, kept across reconfigure."""
-    return str(coordinator.config_entry.unique_id or coordinator.config_entry.entry_id)
+    """Device identifier of the cluster."""
+    return device_base(coordinator.config_entry)
 
 
 def pack_identifier(coordinator: LfpBmsCoordinator, address: int) -> str:

@@ -301,12 +301,10 @@ def _pack_sensors(coordinator: LfpBmsCoordinator, address: int, cells_enabled: b
     return entities
 
 
-def _signed(coordinator: LfpBmsCoordinator, key: str, value: StateType) -> StateType:
-    """Apply the invert-current option, then split power into its charge/discharge halves (both ≥ 0)."""
+def _signed(key: str, value: StateType) -> StateType:
+    """Split power into its charge/discharge halves (both ≥ 0); the current's sign is the client's (invert option)."""
     if not isinstance(value, int | float):
         return value
-    if coordinator.invert_current:
-        value = -value
     if key == "charge_power":
         return max(value, 0)
     if key == "discharge_power":
@@ -327,7 +325,7 @@ class ClusterSensor(LfpBmsEntity, SensorEntity):
         """Value from the cluster summary."""
         value = self.entity_description.value_fn(self.coordinator.data.cluster.summary)
         if self.entity_description.signed:
-            return _signed(self.coordinator, self.entity_description.key, value)
+            return _signed(self.entity_description.key, value)
         return value
 
     def _state_key(self) -> tuple[Any, ...]:
@@ -350,7 +348,7 @@ class PackSensor(LfpBmsEntity, SensorEntity):
             return None
         value = self.entity_description.value_fn(reading, reading.analog)
         if self.entity_description.signed:
-            return _signed(self.coordinator, self.entity_description.key, value)
+            return _signed(self.entity_description.key, value)
         return value
 
     def _state_key(self) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ import pytest
 from custom_components.lfp_bms.bms.client import RETRIES_PER_POLL, ClusterClient, LinkConfig
 from custom_components.lfp_bms.bms.driver import ALL_PACKS, Exchange, ProtocolName, Strategy
 from custom_components.lfp_bms.bms.frame import BmsError, Frame, FrameError, RtnError, decode_frame
-from custom_components.lfp_bms.bms.models import ClusterState, PackAnalog
+from custom_components.lfp_bms.bms.models import ClusterState, OperatingState, PackAnalog
 from custom_components.lfp_bms.bms.pace import Cid2, PaceDriver
 from custom_components.lfp_bms.bms.simulator import ConstantProfile, Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import LinkError, LinkTimeout, SerialLink
@@ -76,6 +76,35 @@ async def test_read_all(link_mode: str, strategy: Strategy) -> None:
     for address in sim.addresses:
         assert_pack_matches(state, sim, address)
     assert state.summary.packs_online == 4
+
+
+@pytest.mark.parametrize(("link_mode", "strategy"), MODES)
+async def test_invert_current_applies_where_the_data_enters(link_mode: str, strategy: Strategy) -> None:
+    """With invert_current a charging cluster reads as discharging everywhere the current is used: the packs'
+    current and power, their operating state and the summary. The BMS's own flags stay as it sent them; an idle
+    pack stays at +0.0."""
+    async with cluster(packs=3, link=link_mode, profile=ConstantProfile(30.0)) as (sim, link):
+        sim.advance(60)
+        assert sim.cluster.pack(3).command_mos(charge=True, on=False)  # pack 3 idle
+        sim.advance(10)
+        config = pace_config(sim.addresses, strategy)
+        plain = await ClusterClient(link, PaceDriver(), config).read_all()
+        inverted = await ClusterClient(link, PaceDriver(), config, invert_current=True).read_all()
+    for address in (1, 2):
+        before, after = plain.packs[address], inverted.packs[address]
+        assert before.analog is not None
+        assert after.analog is not None
+        assert before.analog.current_a > 1
+        assert after.analog.current_a == -before.analog.current_a
+        assert after.analog.power_w == -before.analog.power_w
+        assert (before.operating_state, after.operating_state) == (OperatingState.CHARGING, OperatingState.DISCHARGING)
+        assert after.status == before.status
+    idle = inverted.packs[3].analog
+    assert idle is not None
+    assert idle.current_a == 0.0
+    assert str(idle.current_a) == "0.0"
+    assert inverted.summary.current_a == -plain.summary.current_a
+    assert inverted.summary.power_w == -plain.summary.power_w
 
 
 @pytest.mark.parametrize(

@@ -98,10 +98,15 @@ class LinkConfig:
 class ClusterClient:
     """Reads a whole cluster through one link using one protocol driver."""
 
-    def __init__(self, link: Exchange, driver: ProtocolDriver, config: LinkConfig) -> None:
+    def __init__(
+        self, link: Exchange, driver: ProtocolDriver, config: LinkConfig, *, invert_current: bool = False
+    ) -> None:
         self.link = link
         self.driver = driver
         self.config = config
+        #: Flip the sign of every pack's current as it is decoded (a BMS that reports charging as negative), so
+        #: that power, the summary, the operating state and everything derived from them agree: + = charging.
+        self.invert_current = invert_current
         #: Held by every multi-exchange sequence that must not interleave with another: a poll (read_all) and
         #: each write with its read-back (control.PaceControl), so a poll never sees a half-applied change.
         self.lock = asyncio.Lock()
@@ -189,7 +194,7 @@ class ClusterClient:
         for index, address in enumerate(answered):
             analog = analogs[index] if index < len(analogs) else None
             status = statuses[index] if index < len(statuses) else None
-            packs[address] = _reading(address, analog, status)
+            packs[address] = _reading(address, analog, status, self.invert_current)
         for address, error in errors.items():
             packs[address] = PackReading(address=address, error=error)
         # A broadcast numbers its records consecutively from the first pack (detect._find_packs), so a record
@@ -200,7 +205,7 @@ class ClusterClient:
             for index in range(len(answered), len(analogs)):
                 address = last + index - len(answered) + 1
                 status = statuses[index] if index < len(statuses) else None
-                unexpected[address] = _reading(address, analogs[index], status)
+                unexpected[address] = _reading(address, analogs[index], status, self.invert_current)
         return ClusterState(packs=dict(sorted(packs.items())), unexpected=unexpected)
 
     async def read_identity(self, address: int) -> PackIdentity:
@@ -219,12 +224,14 @@ class ClusterClient:
         return self.config.command_address(address)
 
 
-def _reading(address: int, analog: PackAnalog | None, status: PackStatus | None) -> PackReading:
-    """One pack's reading from its records, re-addressed to the pack polled."""
+def _reading(address: int, analog: PackAnalog | None, status: PackStatus | None, invert: bool) -> PackReading:
+    """One pack's reading from its records, re-addressed to the pack polled, current sign applied."""
     if analog is None:
         return PackReading(address=address, error="missing")
     if analog.address != address:
         analog = _readdress(analog, address)
+    if invert:
+        analog = replace(analog, current_a=0.0 - analog.current_a)  # not -x: an idle pack must not read -0.0
     if status is not None and status.address != address:
         status = _readdress(status, address)
     return PackReading(address=address, analog=analog, status=status, error="absent" if analog.absent else None)
