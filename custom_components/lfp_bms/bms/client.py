@@ -12,7 +12,9 @@ from typing import Any
 
 from .driver import ALL_PACKS, Exchange, ProtocolDriver, ProtocolName, Strategy
 from .frame import BmsError, Frame, FrameError, RtnError
-from .models import ClusterState, PackAnalog, PackIdentity, PackReading, PackStatus
+from .modbus.base import ModbusDriver
+from .modbus.codec import ModbusExchange, ModbusRequest
+from .models import ClusterState, PackAnalog, PackIdentity, PackReading, PackStatus, SystemInfo
 from .transport import LinkTimeout
 
 _LOGGER = logging.getLogger(__name__)
@@ -99,7 +101,12 @@ class ClusterClient:
     """Reads a whole cluster through one link using one protocol driver."""
 
     def __init__(
-        self, link: Exchange, driver: ProtocolDriver, config: LinkConfig, *, invert_current: bool = False
+        self,
+        link: Exchange,
+        driver: ProtocolDriver | ModbusDriver,
+        config: LinkConfig,
+        *,
+        invert_current: bool = False,
     ) -> None:
         self.link = link
         self.driver = driver
@@ -121,6 +128,8 @@ class ClusterClient:
         """
         async with self.lock:
             self._retries_left = RETRIES_PER_POLL
+            if isinstance(self.driver, ModbusDriver):
+                return await self._read_registers(self.driver)
             if self.config.strategy is Strategy.BROADCAST:
                 return await self._read_broadcast()
             return await self._read_each()
@@ -128,9 +137,9 @@ class ClusterClient:
     async def _read_broadcast(self) -> ClusterState:
         master = self.config.master_address
         # The selector makes a reply that answers another request (a late one) a FrameError, not a record.
-        analogs = await self._fetch(self.driver.analog_request(master, ALL_PACKS), self.driver.decode_analog, ALL_PACKS)
+        analogs = await self._fetch(self.frames.analog_request(master, ALL_PACKS), self.frames.decode_analog, ALL_PACKS)
         statuses = await self._fetch(
-            self.driver.status_request(master, ALL_PACKS), self.driver.decode_status, ALL_PACKS
+            self.frames.status_request(master, ALL_PACKS), self.frames.decode_status, ALL_PACKS
         )
         return self._assemble(analogs, statuses, {})
 
@@ -143,8 +152,8 @@ class ClusterClient:
         for address in self.config.addresses:
             adr = address if bus else self.config.master_address
             try:
-                analog = await self._fetch(self.driver.analog_request(adr, address), self._one_analog, address)
-                status = await self._fetch(self.driver.status_request(adr, address), self._one_status, address)
+                analog = await self._fetch(self.frames.analog_request(adr, address), self._one_analog, address)
+                status = await self._fetch(self.frames.status_request(adr, address), self._one_status, address)
             except BmsError as err:
                 # One silent or garbled pack must not take the others down with it.
                 _LOGGER.debug("pack %s: %s", address, err)
@@ -157,6 +166,48 @@ class ClusterClient:
         if last_error is not None and len(errors) == len(self.config.addresses):
             raise last_error
         return self._assemble(analogs, statuses, errors)
+
+    @property
+    def frames(self) -> ProtocolDriver:
+        """The driver of a '~' frame protocol (every path but the Modbus one)."""
+        if not isinstance(self.driver, ProtocolDriver):
+            raise TypeError(f"{type(self.driver).__name__} is not a frame protocol driver")
+        return self.driver
+
+    @property
+    def modbus(self) -> ModbusExchange:
+        """The link as a Modbus link (a Modbus driver needs one; SerialLink is)."""
+        if not isinstance(self.link, ModbusExchange):
+            raise TypeError(f"{type(self.link).__name__} does not speak Modbus")
+        return self.link
+
+    async def _read_registers(self, driver: ModbusDriver) -> ClusterState:
+        """Each pack by its own slave id (a Modbus map has no relay), then the master's system block if any."""
+        link = _RetryingModbus(self)
+        analogs: list[PackAnalog] = []
+        statuses: list[PackStatus] = []
+        errors: dict[int, str] = {}
+        last_error: BmsError | None = None
+        for address in self.config.addresses:
+            try:
+                analog, status = await driver.read_pack(link, address)
+            except BmsError as err:
+                _LOGGER.debug("pack %s: %s", address, err)
+                errors[address] = type(err).__name__
+                last_error = err
+                continue
+            analogs.append(analog)
+            statuses.append(status)
+        if last_error is not None and len(errors) == len(self.config.addresses):
+            raise last_error
+        state = self._assemble(analogs, statuses, errors)
+        system: SystemInfo | None = None
+        if self.config.master_address not in errors:
+            try:
+                system = await driver.read_system(link, self.config.master_address)
+            except BmsError as err:
+                _LOGGER.debug("system block of %s: %s", self.config.master_address, err)
+        return replace(state, system=system) if system is not None else state
 
     async def _fetch[T](self, request: bytes, decode: Callable[[Frame, int], T], selector: int) -> T:
         """Send `request` and decode its reply for `selector`; a failure is repeated once while the poll has
@@ -171,10 +222,10 @@ class ClusterClient:
         return decode(await self.link.exchange(request), selector)
 
     def _one_analog(self, frame: Frame, address: int) -> list[PackAnalog]:
-        return self._only(self.driver.decode_analog(frame, address), address)
+        return self._only(self.frames.decode_analog(frame, address), address)
 
     def _one_status(self, frame: Frame, address: int) -> list[PackStatus]:
-        return self._only(self.driver.decode_status(frame, address), address)
+        return self._only(self.frames.decode_status(frame, address), address)
 
     @staticmethod
     def _only[T: (PackAnalog, PackStatus)](records: list[T], address: int) -> list[T]:
@@ -213,6 +264,8 @@ class ClusterClient:
         if not self.config.writable(address):
             return PackIdentity()
         try:
+            if isinstance(self.driver, ModbusDriver):
+                return await self.driver.read_identity(self.modbus, address)
             return await self.driver.read_identity(self.link, self.config.command_address(address))
         except RtnError:
             return PackIdentity()
@@ -222,6 +275,24 @@ class ClusterClient:
         if not self.config.writable(address):
             raise NotWritableError(address)
         return self.config.command_address(address)
+
+
+class _RetryingModbus(ModbusExchange):
+    """The client's Modbus link with the poll's retry budget: a lost or garbled reply is asked for again."""
+
+    def __init__(self, client: ClusterClient) -> None:
+        self._client = client
+        self._link = client.modbus
+
+    async def modbus_exchange(self, request: ModbusRequest, *, timeout: float | None = None) -> bytes:
+        try:
+            return await self._link.modbus_exchange(request, timeout=timeout)
+        except _RETRYABLE as err:
+            if self._client._retries_left <= 0:
+                raise
+            self._client._retries_left -= 1
+            _LOGGER.debug("retrying %s after %s: %s", request, type(err).__name__, err)
+        return await self._link.modbus_exchange(request, timeout=timeout)
 
 
 def _reading(address: int, analog: PackAnalog | None, status: PackStatus | None, invert: bool) -> PackReading:

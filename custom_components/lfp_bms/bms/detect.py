@@ -14,7 +14,7 @@ from .family20 import classify_analog_reply
 from .frame import BmsError, Frame, Rtn, RtnError, encode_frame
 from .models import ClusterState, PackIdentity
 from .pace import PaceDriver, decode_pack_count
-from .registry import make_driver
+from .registry import make_frame_driver
 from .transport import LinkError, SerialLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ async def _detect(
         probe, reply, protocol = answer
         found.append(protocol)
         report(f"protocol {protocol}")
-        driver = make_driver(protocol, ver=reply.ver, cid1=reply.cid1)
+        driver = make_frame_driver(protocol, ver=reply.ver, cid1=reply.cid1)
         report("pack addresses")
         config = await _find_packs(link, driver, probe.adr, baud)
         client = ClusterClient(link, driver, config)

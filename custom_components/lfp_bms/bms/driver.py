@@ -23,6 +23,9 @@ class ProtocolName(StrEnum):
     PYLON = "pylon"
     SEPLOS = "seplos"
     EG4 = "eg4"
+    #: Modbus RTU register maps (bms/modbus/): PACE "PACE Modbus" (RS485 protocol code 0x00) and Seplos V3 (XZH).
+    PACE_MODBUS = "pace_modbus"
+    SEPLOS_V3 = "seplos_v3"
 
 
 class Strategy(StrEnum):

@@ -395,6 +395,36 @@ class ClusterSummary:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SystemInfo:
+    """Totals a master BMS keeps for its whole parallel group (Seplos V3 EIA/EIB), as the master reports them.
+
+    Optional fields are None when the master did not answer that block.
+    """
+
+    voltage_v: float
+    current_a: float
+    remaining_ah: float
+    full_ah: float
+    rated_ah: float
+    discharged_ah: float
+    #: Slave ids the master sees online / in protection (bit n of its bitmaps = pack n).
+    online_packs: tuple[int, ...]
+    protected_packs: tuple[int, ...]
+    max_charge_current_a: float
+    max_discharge_current_a: float
+    suggested_max_voltage_v: float
+    suggested_min_voltage_v: float
+    pack_count: int
+    cycles: int
+    soc_pct: float
+    soh_pct: float
+    max_cell_mv: int | None = None
+    min_cell_mv: int | None = None
+    max_pack_voltage_v: float | None = None
+    min_pack_voltage_v: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterState:
     """One full refresh of the cluster: a reading per expected pack address, and the aggregates."""
 
@@ -403,6 +433,8 @@ class ClusterState:
     #: Records a broadcast reply carried beyond the expected addresses (a pack added since detection), keyed by
     #: the address their position gives. Not in `packs` nor in the summary until the caller expects them.
     unexpected: Mapping[int, PackReading] = field(default_factory=dict)
+    #: The master's own totals for the group, where the protocol has them (Seplos V3); not used by the summary.
+    system: SystemInfo | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "summary", ClusterSummary.from_packs(self.packs))

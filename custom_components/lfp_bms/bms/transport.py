@@ -15,6 +15,7 @@ import serialx
 
 from .driver import Exchange
 from .frame import EOI, MAX_FRAME_LEN, BmsError, Frame, FrameError, RtnError, decode_frame, split_frames
+from .modbus.codec import ModbusExceptionError, ModbusExchange, ModbusRequest, crc_ok, decode_reply, reply_frame_length
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class _ReceiveProtocol(asyncio.Protocol):
         self._deadline: asyncio.Timeout | None = None
         self._idle_timeout = 0.0
         self._deadline_cap = 0.0
+        #: Modbus RTU has no end marker: every chunk may complete a reply.
+        self.wake_on_any = False
 
     def expect_reply(self, deadline: asyncio.Timeout | None, idle_timeout: float = 0.0, cap: float = 0.0) -> None:
         """Let received bytes push `deadline` back to `idle_timeout` after the last one (None: stop doing so)."""
@@ -90,7 +93,7 @@ class _ReceiveProtocol(asyncio.Protocol):
             when = deadline.when()
             if when is not None and when - now < self._idle_timeout:
                 deadline.reschedule(min(now + 1.5 * self._idle_timeout, self._deadline_cap))
-        if _EOI in data:
+        if self.wake_on_any or _EOI in data:
             # Only a complete frame is worth a look: a slow line delivers hundreds of chunks per refresh and
             # waking the reader for each one cost more CPU than the whole decode.
             self._wake()
@@ -114,7 +117,7 @@ class _ReceiveProtocol(asyncio.Protocol):
             self._waiter = None
 
 
-class SerialLink(Exchange):
+class SerialLink(Exchange, ModbusExchange):
     """A serialx port (8N1, exclusive) used for one request → one reply at a time."""
 
     def __init__(
@@ -336,3 +339,90 @@ class SerialLink(Exchange):
         except TimeoutError:
             transport.abort()
         _LOGGER.debug("%s: closed", self._url)
+
+    # -- Modbus RTU (bms/modbus): the same link, lock, gap and reconnect; framing by length and CRC
+
+    async def modbus_exchange(self, request: ModbusRequest, *, timeout: float | None = None) -> bytes:
+        """Send a Modbus request and return its reply's data (see codec.decode_reply).
+
+        Raises LinkError, LinkTimeout, ModbusExceptionError (the slave refused) or FrameError (a reply from the
+        right slave that does not fit the request).
+        """
+        raw = request.encode()
+        async with self._lock:
+            await self._settle()
+            await self._ensure_open()
+            await self._wait_gap()
+            try:
+                frame = await self._modbus_transact(request, raw, self._timeout if timeout is None else timeout)
+            finally:
+                self._next_send_at = asyncio.get_running_loop().time() + self._gap
+        try:
+            return decode_reply(request, frame)
+        except ModbusExceptionError:
+            self.stats.refused += 1
+            raise
+
+    async def _modbus_transact(self, request: ModbusRequest, raw: bytes, timeout: float) -> bytes:
+        transport, protocol = self._transport, self._protocol
+        assert transport is not None
+        assert protocol is not None
+        protocol.buffer.clear()  # stale input must not be taken for this reply
+        self.stats.last_exchange[request.function] = (raw, None)
+        cap = (
+            asyncio.get_running_loop().time()
+            + timeout
+            + (len(raw) + request.reply_len) * BITS_PER_BYTE / self._baudrate
+        )
+        protocol.wake_on_any = True
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                protocol.expect_reply(deadline, timeout, cap)
+                try:
+                    transport.write(raw)
+                    self.stats.requests += 1
+                    self.stats.bytes_out += len(raw)
+                    frame = await self._read_modbus_reply(protocol, request, raw)
+                except (OSError, serialx.SerialException) as err:
+                    raise LinkError(f"{self._url}: connection lost: {err}") from err
+                finally:
+                    protocol.expect_reply(None)
+        except TimeoutError:
+            self.stats.timeouts += 1
+            if protocol.buffer:
+                self.stats.truncated += 1
+            raise LinkTimeout(f"{self._url}: no Modbus reply from slave {request.slave} within {timeout} s") from None
+        except LinkError:
+            await self._drop_link()
+            raise
+        finally:
+            protocol.wake_on_any = False
+        self.stats.good_frames += 1
+        self.stats.last_exchange[request.function] = (raw, frame)
+        self._failures = 0
+        return frame
+
+    async def _read_modbus_reply(self, protocol: _ReceiveProtocol, request: ModbusRequest, raw: bytes) -> bytes:
+        """The first CRC-valid frame from the slave asked. An echo of the request (a half-duplex adapter) and
+        frames of other slaves are skipped; a byte that starts no valid frame is noise and dropped."""
+        while True:
+            buffer = protocol.buffer
+            while buffer:
+                if buffer.startswith(raw):
+                    del buffer[: len(raw)]  # our own request, echoed
+                    continue
+                length = reply_frame_length(buffer, request)
+                if length is None or len(buffer) < length:
+                    break
+                candidate = bytes(buffer[:length])
+                if not crc_ok(candidate):
+                    if candidate[0] == request.slave and candidate[1] & 0x7F == request.function:
+                        self.stats.checksum_errors += 1  # our reply, corrupted on the wire
+                    del buffer[:1]
+                    continue
+                del buffer[:length]
+                if candidate[0] != request.slave:
+                    self.stats.wrong_address += 1
+                    continue
+                return candidate
+            await protocol.wait_for_data()

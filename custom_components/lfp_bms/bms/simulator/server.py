@@ -19,6 +19,7 @@ from typing import Any, Self
 from ..driver import ProtocolName
 from ..frame import FrameError, decode_frame, encode_frame, split_frames
 from .faults import FaultInjector, FaultKind, FaultPlan
+from .modbus import MODBUS_PROTOCOLS, ModbusResponder, make_modbus_responder, readdressed, split_requests
 from .physics import Cluster, PackSpec, PhysicsConfig, Profile
 from .responders import LinkMode, Responder, make_responder
 
@@ -71,7 +72,7 @@ class SimulatorConfig:
 
     def first_address(self) -> int:
         """PACE numbers packs from DIP address 1; Pylon from ADR 2 (docs/protocol.md §1.7.2); Seplos from DIP 0."""
-        return {ProtocolName.PYLON: 2, ProtocolName.SEPLOS: 0}.get(self.protocol, 1)
+        return {ProtocolName.PYLON: 2, ProtocolName.SEPLOS: 0, ProtocolName.SEPLOS_V3: 0}.get(self.protocol, 1)
 
     def pack_specs(self) -> list[PackSpec]:
         def per_pack[T](value: T | Sequence[T], i: int) -> T:
@@ -221,7 +222,14 @@ class Simulator:
         for outage in self.fault_plan.outages:
             if self.cluster.has_pack(outage.address):
                 self.cluster.schedule_offline(outage.address, outage.start_s, outage.duration_s)
-        self.responder: Responder = make_responder(cfg.protocol, self.cluster, cfg.link, cfg.status_extra_byte)
+        #: A Modbus protocol's packs are slaves on an RS485 bus (the link mode does not apply); the ASCII
+        #: responder is then the PACE one, unused.
+        self.modbus: ModbusResponder | None = (
+            make_modbus_responder(cfg.protocol, self.cluster) if cfg.protocol in MODBUS_PROTOCOLS else None
+        )
+        self.responder: Responder = make_responder(
+            ProtocolName.PACE25 if self.modbus else cfg.protocol, self.cluster, cfg.link, cfg.status_extra_byte
+        )
         self.injector = FaultInjector(self.fault_plan, cfg.seed)
         self.stats = SimulatorStats()
         self.sent: deque[SentReply] = deque(maxlen=cfg.log_size)
@@ -320,7 +328,7 @@ class Simulator:
                 if not chunk:
                     return
                 self.stats.bytes_in += len(chunk)
-                candidates, buffer = split_frames(buffer + chunk)
+                candidates, buffer = (split_requests if self.modbus else split_frames)(buffer + chunk)
                 for raw in candidates:
                     async with self._bus:
                         if not await self._handle(channel, raw, opened_at):
@@ -355,16 +363,19 @@ class Simulator:
                 self.injector.count("asleep")  # the request only wakes the BMS
                 self.stats.unanswered += 1
                 return True
-        try:
-            request = decode_frame(raw)
-        except FrameError:
-            self.stats.unanswered += 1
-            return True  # a garbled request gets no answer
-        reply = self.responder.respond(request)
+        if self.modbus is not None:
+            reply = self.modbus.respond_raw(raw)  # split_requests passed only CRC-valid requests
+        else:
+            try:
+                request = decode_frame(raw)
+            except FrameError:
+                self.stats.unanswered += 1
+                return True  # a garbled request gets no answer
+            raw, reply = request.raw, self.responder.respond(request)
         if reply is None:
             self.stats.unanswered += 1
             return True
-        await self._send(channel, request.raw, reply)
+        await self._send(channel, raw, reply)
         return True
 
     async def _send(self, channel: _Channel, request: bytes, reply: bytes) -> None:
@@ -386,6 +397,8 @@ class Simulator:
                 out, logged = self.injector.corrupt(reply), None
             case FaultKind.GARBAGE:
                 out = self.injector.garbage() + reply
+            case FaultKind.WRONG_ADDR if self.modbus is not None:
+                out = logged = readdressed(reply)
             case FaultKind.WRONG_ADDR:
                 frame = decode_frame(reply)
                 out = logged = encode_frame(frame.ver, (frame.adr + 1) & 0xFF, frame.cid1, frame.cid2, frame.info)
