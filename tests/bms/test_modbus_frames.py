@@ -16,7 +16,6 @@ RS485 V1.3) and are cross-checked between independent blocks of the same capture
 import pytest
 
 from custom_components.lfp_bms.bms.frame import FrameError
-from custom_components.lfp_bms.bms.models import Condition
 from custom_components.lfp_bms.bms.modbus import pace_modbus as pm
 from custom_components.lfp_bms.bms.modbus import seplos_v3 as s3
 from custom_components.lfp_bms.bms.modbus.codec import (
@@ -28,6 +27,7 @@ from custom_components.lfp_bms.bms.modbus.codec import (
     decode_request,
     registers,
 )
+from custom_components.lfp_bms.bms.models import Condition
 
 
 def h(text: str) -> bytes:

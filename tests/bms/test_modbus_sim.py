@@ -110,7 +110,8 @@ async def test_offline_pack_and_slave_only_answers_itself() -> None:
         sim.advance(1)
         state = await client.read_all()
         assert state.packs[2].error == "LinkTimeout"
-        assert state.packs[1].online and state.packs[3].online
+        assert state.packs[1].online
+        assert state.packs[3].online
         with pytest.raises(LinkTimeout):
             await client.modbus.modbus_exchange(pm.PaceModbusDriver.status_request(9), timeout=0.2)
 
