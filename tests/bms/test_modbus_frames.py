@@ -1,6 +1,6 @@
 """Modbus RTU codec and the PACE Modbus / Seplos V3 decoders against real frames from public sources.
 
-Sources (docs/design.md "Modbus"):
+Frames and their sources: tests/data/captures.md §E (docs/design.md "Modbus").
 * SEPLOS_SG16S: syssi/esphome-seplos-bms `docs/pdus/v3/SG16S200A-SP57B-A-all-frames.txt` — a Seplos V3 master
   (slave 0x00) and pack 0x01 on RS485, every frame CRC-valid as captured.
 * SEPLOS_SP05B: syssi/esphome-seplos-bms `docs/pdus/v3/SP05B2312190075-coil-frames.txt` (PIC reply, CRC-valid as
@@ -12,6 +12,9 @@ Sources (docs/design.md "Modbus"):
 Expected values follow the units of the documents (XZH BMS Modbus RTU Protocol V0.1; PACE BMS Modbus Protocol for
 RS485 V1.3) and are cross-checked between independent blocks of the same capture (pack vs system block).
 """
+
+import re
+from pathlib import Path
 
 import pytest
 
@@ -29,49 +32,27 @@ from custom_components.lfp_bms.bms.modbus.codec import (
 )
 from custom_components.lfp_bms.bms.models import Condition
 
+#: Frames of tests/data/captures.md §E, by key ("E.2" → bytes).
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures.md"
+_RTU_ROW = re.compile(r"^\| (E\.\d+) \|.*`rtu:([0-9A-Fa-f ]+)`", re.MULTILINE)
+FRAMES = {key: bytes.fromhex(hexes) for key, hexes in _RTU_ROW.findall(CAPTURES.read_text(encoding="utf-8"))}
 
-def h(text: str) -> bytes:
-    return bytes.fromhex(text.replace(".", " ").replace(":", " "))
-
-
-# SEPLOS_SG16S
-EIA_REQUEST = h("00.04.20.00.00.1A.7B.D0")
-EIA_REPLY = h(
-    "00.04.34.14.CD.00.00.FF.F3.FF.FF.6B.40.00.00.80.E8.00.00.01.22.00.00.80.E8.00.00.00.01.00.00.00.00.00.00"
-    ".07.08.00.00.07.08.00.00.02.40.01.D0.00.01.00.0A.03.40.03.E7.F2.CC"
-)
-EIB_26_REQUEST = h("00.04.21.00.00.1A.7A.2C")
-EIB_26_REFUSED = h("00.84.02.93.01")
-VIA_REQUEST = h("00.04.17.00.00.33.B4.7A")
-VIA_REPLY = h(
-    "00.04.66.58.5A.48.2D.45.6C.65.63.54.65.63.68.20.43.6F.2E.2C.4C.74.64.53.47.31.36.53.32.30.30.41.2D.53.50.35"
-    ".37.42.2D.41.00.00.00.31.35.53.50.35.37.42.2D.41.32.35.30.36.31.32.30.30.32.32" + ".00" * 43 + ".63.4B"
-)
-SFA_REQUEST = h("00.01.14.00.05.00.3B.7B")
-SFA_REFUSED = h("00.81.02.90.51")
-PIA_REQUEST = h("01.04.10.00.00.11.34.C6")
-PIA_REPLY = h(
-    "01.04.22.14.CD.FF.77.6B.40.80.E8.01.22.03.40.03.E7.00.0A.0C.FF.0B.7F.0D.00.0C.FF.0B.81.0B.7E.00.00.00.B4"
-    ".00.B4.D3.2E"
-)
-PIB_REQUEST = h("01.04.11.00.00.1A.74.FD")
-PIB_REPLY = h(
-    "01.04.34.0C.FF.0C.FF.0D.00.0D.00.0D.00.0C.FF.0D.00.0C.FF.0D.00.0D.00.0D.00.0D.00.0D.00.0C.FF.0C.FF.0D.00"
-    ".0B.82.0B.7F.0B.81.0B.7E.0A.AB.0A.AB.0A.AB.0A.AB.0B.8C.0B.7F.01.13"
-)
-# SEPLOS_SP05B
-PIC_REPLY = h("01 01 12 00 00 00 00 00 00 00 00 10 00 00 00 00 00 00 03 00 00 7a f5")
-EIB_REPLY = h(
-    "00 04 2c 0c e8 0c e8 00 00 00 00 14 a6 14 a6 00 00 00 00 00 e5 00 dd 00 e1 00 00 00 01 01 e0 01 e0 00 0a"
-    " 03 e7 00 f0 00 f0 00 f0 00 00 00 00 55 9f"
-)
-# PACE_REQUESTS: (frame, start, count) as ESPHome sent them.
+# SEPLOS SG16S200A-SP57B-A
+EIA_REQUEST, EIA_REPLY = FRAMES["E.1"], FRAMES["E.2"]
+EIB_26_REQUEST, EIB_26_REFUSED = FRAMES["E.3"], FRAMES["E.4"]
+VIA_REQUEST, VIA_REPLY = FRAMES["E.5"], FRAMES["E.6"]
+SFA_REQUEST, SFA_REFUSED = FRAMES["E.7"], FRAMES["E.8"]
+PIA_REQUEST, PIA_REPLY = FRAMES["E.9"], FRAMES["E.10"]
+PIB_REQUEST, PIB_REPLY = FRAMES["E.11"], FRAMES["E.12"]
+# SEPLOS SP05B2312190075
+PIC_REPLY, EIB_REPLY = FRAMES["E.13"], FRAMES["E.14"]
+# PACE Modbus requests: (frame, start, count) as ESPHome sent them.
 PACE_REQUESTS = (
-    (h("01:03:00:00:00:08:44:0C"), 0, 8),  # issue #1
-    (h("01:03:00:09:00:04:94:0B"), 9, 4),  # issue #1
-    (h("01:03:00:0F:00:16:F4:07"), 15, 22),  # issues #1, #27
-    (h("01:03:00:3C:00:37:C4:10"), 60, 55),  # issue #27: the parameter block 60-114
-    (h("01:03:00:00:00:78:45:E8"), 0, 120),  # issue #8
+    (FRAMES["E.15"], 0, 8),
+    (FRAMES["E.16"], 9, 4),
+    (FRAMES["E.17"], 15, 22),
+    (FRAMES["E.18"], 60, 55),  # the parameter block 60-114
+    (FRAMES["E.19"], 0, 120),
 )
 
 
