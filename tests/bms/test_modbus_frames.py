@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from custom_components.lfp_bms.bms import pace_params as pp
 from custom_components.lfp_bms.bms.frame import FrameError
 from custom_components.lfp_bms.bms.modbus import pace_modbus as pm
 from custom_components.lfp_bms.bms.modbus import seplos_v3 as s3
@@ -264,14 +265,14 @@ def test_pace_text_registers() -> None:
 
 def test_pace_parameter_registers_round_trip() -> None:
     """Each parameter group maps to the document's registers and units (e.g. cell OV 64-67 in mV and 0.1 s)."""
-    group = pm.pp.CellOverVoltage(alarm_v=3.55, protect_v=3.65, release_v=3.4, delay_s=1.0)
+    group = pp.CellOverVoltage(alarm_v=3.55, protect_v=3.65, release_v=3.4, delay_s=1.0)
     assert pm.group_to_registers(group) == [(64, (3550, 3650, 3400, 10))]
-    assert pm.group_from_registers(pm.pp.CellOverVoltage, [(3550, 3650, 3400, 10)]) == group
-    short = pm.pp.ShortCircuit(delay_us=300)
+    assert pm.group_from_registers(pp.CellOverVoltage, [(3550, 3650, 3400, 10)]) == group
+    short = pp.ShortCircuit(delay_us=300)
     assert pm.group_to_registers(short) == [(111, (12,))]  # 25 µs units
-    full = pm.pp.FullChargeLowSoc(full_charge_v=55.2, full_charge_current_a=1.5, low_soc_pct=10)
+    full = pp.FullChargeLowSoc(full_charge_v=55.2, full_charge_current_a=1.5, low_soc_pct=10)
     assert pm.group_to_registers(full) == [(107, (55200, 1500)), (112, (10,))]
-    cold = pm.pp.ChargeDischargeUnderTemperature(
+    cold = pp.ChargeDischargeUnderTemperature(
         charge_alarm_c=2.0,
         charge_protect_c=0.0,
         charge_release_c=5.0,
@@ -282,5 +283,5 @@ def test_pace_parameter_registers_round_trip() -> None:
     words = pm.group_to_registers(cold)[0][1]
     assert words[4] == -200 & 0xFFFF
     assert pm.group_from_registers(type(cold), [words]) == cold
-    with pytest.raises(pm.pp.ParameterError):
-        pm.group_to_registers(pm.pp.ShortCircuit(delay_us=600))  # above the documented 500 µs (20 × 25)
+    with pytest.raises(pp.ParameterError):
+        pm.group_to_registers(pp.ShortCircuit(delay_us=600))  # above the documented 500 µs (20 × 25)
