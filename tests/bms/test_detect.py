@@ -15,6 +15,8 @@ from custom_components.lfp_bms.bms import detect as detect_module
 from custom_components.lfp_bms.bms.detect import DEFAULT_BAUDS, DetectionResult, NoBatteryFoundError, detect
 from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.frame import Frame
+from custom_components.lfp_bms.bms.modbus import detect as modbus_detect
+from custom_components.lfp_bms.bms.modbus.detect import MODBUS_BAUDS
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import LinkError, LinkTimeout, SerialLink
 
@@ -24,6 +26,8 @@ def _short_probe_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """The unpaced simulator answers at once; short timeouts keep the silent probes and the bus scan quick."""
     monkeypatch.setattr(detect_module, "PROBE_TIMEOUT", 0.15)
     monkeypatch.setattr(detect_module, "SCAN_TIMEOUT", 0.15)
+    monkeypatch.setattr(modbus_detect, "PROBE_TIMEOUT", 0.15)
+    monkeypatch.setattr(modbus_detect, "SCAN_TIMEOUT", 0.15)
 
 
 class BaudGatedLink(SerialLink):
@@ -163,7 +167,8 @@ async def test_no_battery() -> None:
     async with silent_link() as link:
         with pytest.raises(NoBatteryFoundError):
             await detect(link, progress=stages.append)
-    assert stages == [f"baud {b}" for b in DEFAULT_BAUDS]
+    # The ASCII probes at each baud rate, then the Modbus ones (PACE Modbus, Seplos V3).
+    assert stages == [f"baud {b}" for b in DEFAULT_BAUDS] + [f"baud {b} (Modbus)" for b in MODBUS_BAUDS]
 
 
 async def test_no_battery_within_the_time_bound() -> None:

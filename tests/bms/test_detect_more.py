@@ -12,6 +12,7 @@ from custom_components.lfp_bms.bms import detect as detect_module
 from custom_components.lfp_bms.bms.detect import NoBatteryFoundError, detect
 from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.frame import Frame, Rtn, RtnError, decode_frame, encode_frame
+from custom_components.lfp_bms.bms.modbus.codec import ModbusRequest
 from custom_components.lfp_bms.bms.simulator import LinkMode, Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import LinkTimeout, SerialLink
 
@@ -126,6 +127,9 @@ class NonsenseLink(SerialLink):
         self.requests += 1
         sent = decode_frame(request)
         return decode_frame(encode_frame(sent.ver, sent.adr, sent.cid1, Rtn.OK, b"\x00\x01"))
+
+    async def modbus_exchange(self, request: ModbusRequest, *, timeout: float | None = None) -> bytes:
+        raise LinkTimeout("no Modbus slave on this line")  # the Modbus probes that follow the ASCII ones
 
 
 async def test_answers_no_family_understands_are_no_battery() -> None:

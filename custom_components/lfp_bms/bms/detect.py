@@ -12,9 +12,10 @@ from .client import ClusterClient, LinkConfig
 from .driver import ALL_PACKS, ProtocolDriver, ProtocolName, Strategy
 from .family20 import classify_analog_reply
 from .frame import BmsError, Frame, Rtn, RtnError, encode_frame
+from .modbus.detect import MODBUS_BAUDS, detect_modbus
 from .models import ClusterState, PackIdentity
 from .pace import PaceDriver, decode_pack_count
-from .registry import make_frame_driver
+from .registry import make_driver, make_frame_driver
 from .transport import LinkError, SerialLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,13 +78,24 @@ async def detect(
     bauds: Sequence[int] = DEFAULT_BAUDS,
     progress: Progress | None = None,
     timeout: float = DETECT_TIMEOUT,
+    modbus_first: bool = False,
 ) -> DetectionResult:
-    """Probe `link` (opened here at each baud) and return what answers. Raises NoBatteryFoundError or LinkError."""
+    """Probe `link` (opened here at each baud) and return what answers. Raises NoBatteryFoundError or LinkError.
+
+    The ASCII protocols are tried first, then Modbus RTU (PACE Modbus, Seplos V3); `modbus_first` turns the
+    order round (an RS485 port known to be set to a Modbus protocol)."""
     report = progress or (lambda stage: None)
     found: list[ProtocolName] = []
     try:
         async with asyncio.timeout(timeout):
-            return await _detect(link, bauds, report, found)
+            if modbus_first and (result := await _detect_modbus(link, report, found)) is not None:
+                return result
+            try:
+                return await _detect(link, bauds, report, found)
+            except NoBatteryFoundError:
+                if modbus_first or (result := await _detect_modbus(link, report, found)) is None:
+                    raise
+                return result
     except TimeoutError:
         if found:
             raise  # a battery answered but a later stage hung: a link problem, not "no battery"
@@ -113,6 +125,32 @@ async def _detect(
         state = await client.read_all()
         return DetectionResult(config=config, identity=identity, state=state, refresh_s=time.monotonic() - started)
     raise NoBatteryFoundError("no battery answered at " + ", ".join(str(b) for b in bauds) + " baud")
+
+
+async def _detect_modbus(link: SerialLink, report: Progress, found: list[ProtocolName]) -> DetectionResult | None:
+    """PACE Modbus or Seplos V3 on `link` (reads only), set up like the ASCII families; None when neither answers."""
+    answer = await detect_modbus(link, bauds=MODBUS_BAUDS, progress=report)
+    if answer is None:
+        return None
+    protocol, baud, addresses = answer
+    found.append(protocol)
+    config = LinkConfig(
+        protocol=protocol,
+        ver=0,
+        cid1=0,
+        baudrate=baud,
+        master_address=addresses[0],
+        addresses=tuple(addresses),
+        strategy=Strategy.BUS,
+        local_address=addresses[0],
+    )
+    client = ClusterClient(link, make_driver(protocol), config)
+    report("identity")
+    identity = await client.read_identity(config.master_address)
+    report("first read")
+    started = time.monotonic()
+    state = await client.read_all()
+    return DetectionResult(config=config, identity=identity, state=state, refresh_s=time.monotonic() - started)
 
 
 async def _probe_protocol(link: SerialLink) -> tuple[Probe, Frame, ProtocolName] | None:
