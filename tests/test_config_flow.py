@@ -153,7 +153,7 @@ async def test_user_flow_creates_entry(
     assert placeholders["model"] == master.model
     assert placeholders["serial"] == pack_serial(simulator, 1)
     assert placeholders["device"] == simulator.url
-    assert placeholders["protocol"] == "pace25"
+    assert placeholders["protocol"] == "PACE 0x25 (ASCII)"
     assert placeholders["baudrate"] == "9600"
     assert placeholders["strategy"] == "broadcast"
 

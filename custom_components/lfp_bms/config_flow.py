@@ -29,6 +29,7 @@ from homeassistant.helpers.service_info.usb import UsbServiceInfo
 
 from .bms.can import CanState
 from .bms.detect import DetectionResult, NoBatteryFoundError, detect
+from .bms.driver import ProtocolName
 from .bms.frame import BmsError
 from .bms.transport import LinkError, SerialLink
 from .can_flow import CAN_SCHEMA, can_link_config, can_title, check_can_input, confirm_placeholders, listen
@@ -65,6 +66,15 @@ NETWORK_SCHEMA = probatio.Schema(
         ),
     }
 )
+#: The protocol in words on the confirm step (product and protocol names, the same in every language).
+PROTOCOL_LABELS = {
+    ProtocolName.PACE25: "PACE 0x25 (ASCII)",
+    ProtocolName.PYLON: "Pylontech (ASCII)",
+    ProtocolName.SEPLOS: "Seplos V2 (ASCII)",
+    ProtocolName.EG4: "EG4 LifePower4 (ASCII)",
+    ProtocolName.PACE_MODBUS: "PACE Modbus RTU",
+    ProtocolName.SEPLOS_V3: "Seplos V3 (XZH Modbus RTU)",
+}
 #: Detection stages in order, for the progress bar.
 STAGES = ("baud", "protocol", "pack addresses", "identity", "first read")
 
@@ -266,7 +276,7 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="confirm",
             description_placeholders={
                 "packs": str(len(config.addresses)),
-                "protocol": str(config.protocol),
+                "protocol": PROTOCOL_LABELS.get(config.protocol, str(config.protocol)),
                 "baudrate": str(config.baudrate),
                 "device": self._device,
                 "model": result.identity.model or "-",

@@ -20,6 +20,7 @@ from homeassistant.util import dt as dt_util
 from .bms.client import NotWritableError
 from .bms.control import CommandNotAllowedError, ControlRefusedError, PaceControl, ReadBackError, RefusalReason
 from .bms.frame import BmsError
+from .bms.modbus.control import PaceModbusControl
 from .bms.models import ClusterState, PackStatus
 from .bms.pace_params import ParameterError, ParameterGroup
 from .const import DOMAIN
@@ -36,6 +37,21 @@ _REFUSAL_KEYS = {
 def control_addresses(coordinator: LfpBmsCoordinator) -> list[int]:
     """Packs that get control entities: none unless control is allowed on a PACE link; else the writable ones."""
     if not coordinator.control_allowed or coordinator.control is None:
+        return []
+    return [a for a in coordinator.link_config.addresses if coordinator.link_config.writable(a)]
+
+
+type ParameterControl = PaceControl | PaceModbusControl
+
+
+def parameter_control(coordinator: LfpBmsCoordinator) -> ParameterControl | None:
+    """What reads and writes parameter groups on this link: PACE 0x25 or PACE Modbus control (None otherwise)."""
+    return coordinator.control or coordinator.modbus_control
+
+
+def parameter_addresses(coordinator: LfpBmsCoordinator) -> list[int]:
+    """Packs that get parameter entities: the writable ones, with control allowed on a PACE or PACE Modbus link."""
+    if not coordinator.control_allowed or parameter_control(coordinator) is None:
         return []
     return [a for a in coordinator.link_config.addresses if coordinator.link_config.writable(a)]
 
@@ -136,8 +152,11 @@ class LfpBmsControlEntity(LfpBmsEntity):
         return require_control(self.coordinator, write=True)
 
     async def _write[T](self, operation: Callable[[PaceControl], Awaitable[T]]) -> T:
+        return await self._run(operation(self.control))
+
+    async def _run[T](self, operation: Awaitable[T]) -> T:
         try:
-            return await run_control(self.address, operation(self.control))
+            return await run_control(self.address, operation)
         except ServiceValidationError:
             raise  # nothing was sent
         except HomeAssistantError:

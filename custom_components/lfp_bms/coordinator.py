@@ -20,6 +20,7 @@ from .bms.control import GROUPS, PaceControl
 from .bms.driver import ProtocolName
 from .bms.energy import EnergyIntegrator, EnergyTotals
 from .bms.frame import BmsError
+from .bms.modbus.control import PaceModbusControl
 from .bms.models import ClusterState, PackIdentity
 from .bms.pace_params import ParameterGroup
 from .bms.registry import make_driver
@@ -137,6 +138,10 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         self.control_allowed = bool(entry.options.get(CONF_ALLOW_CONTROL, False))
         #: Confirmed writes and the reads they need (PACE only); the read-only services use it with control off.
         self.control = PaceControl(self.client) if self.link_config.protocol is ProtocolName.PACE25 else None
+        #: Parameter reads/writes of a PACE Modbus bus (its map has no switches, clock or history).
+        self.modbus_control = (
+            PaceModbusControl(self.client) if self.link_config.protocol is ProtocolName.PACE_MODBUS else None
+        )
         #: Parameter groups and clock of each writable pack, read at setup and hourly (with control only).
         self.parameters: dict[int, dict[type[ParameterGroup], ParameterGroup]] = {}
         self.clocks: dict[int, ClockReading] = {}
@@ -191,20 +196,23 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
 
     async def async_read_settings(self) -> None:
         """Every parameter group and the clock of each writable pack; what a pack will not give is left out."""
-        if self.control is None:
+        control = self.control or self.modbus_control
+        if control is None:
             return
+        group_types = GROUPS.values() if isinstance(control, PaceControl) else control.groups.values()
         for address in self.link_config.addresses:
             if not self.link_config.writable(address):
                 continue
             groups = self.parameters.setdefault(address, {})
-            for group_type in GROUPS.values():
+            for group_type in group_types:
                 try:
                     # One exchange per lock hold: a poll waits for at most one read, not for the whole set.
                     async with self.client.lock:
-                        groups[group_type] = await self.control.read_group(address, group_type)
+                        groups[group_type] = await control.read_group(address, group_type)
                 except BmsError as err:
                     _LOGGER.debug("pack %s: %s not read: %s", address, group_type.__name__, err)
-            await self.async_read_clock(self.control, address)
+            if isinstance(control, PaceControl):
+                await self.async_read_clock(control, address)
 
     async def async_read_clock(self, control: PaceControl, address: int) -> None:
         """Read one pack's clock into `clocks` (kept as it was when the pack does not answer)."""

@@ -20,9 +20,9 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .bms.control import GROUPS
+from .bms.control import GROUPS, PaceControl
 from .bms.pace_params import FieldSpec, ParameterGroup, ProtocolSelection
-from .control_entity import LfpBmsControlEntity, control_addresses, set_parameter_group
+from .control_entity import LfpBmsControlEntity, parameter_addresses, parameter_control, set_parameter_group
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
 PARALLEL_UPDATES = 1
@@ -83,10 +83,16 @@ async def async_setup_entry(
 ) -> None:
     """Parameter numbers of every writable pack, only with control allowed (CAN entries never load this platform)."""
     coordinator = entry.runtime_data
+    control = parameter_control(coordinator)
+    if control is None:
+        return
+    # A PACE Modbus map has the groups of registers 60-112 (no limiter start current, no protocol selection).
+    groups = set(GROUPS.values() if isinstance(control, PaceControl) else control.groups.values())
     async_add_entities(
         ParameterNumber(coordinator, description, address)
-        for address in control_addresses(coordinator)
+        for address in parameter_addresses(coordinator)
         for description in PARAMETER_NUMBERS
+        if description.group in groups
     )
 
 
@@ -112,9 +118,9 @@ class ParameterNumber(LfpBmsControlEntity, NumberEntity):
     async def async_set_native_value(self, value: float) -> None:
         """Validate the whole group with the new value, write it and show the value read back."""
         description = self.entity_description
-        group = await self._write(
-            lambda control: control.write_values(self.address, description.group, {description.field: value})
-        )
+        control = parameter_control(self.coordinator)
+        assert control is not None  # the entity exists only with one
+        group = await self._run(control.write_values(self.address, description.group, {description.field: value}))
         set_parameter_group(self.coordinator, self.address, group)
 
     def _state_key(self) -> tuple[Any, ...]:
