@@ -26,7 +26,9 @@ from homeassistant.core import HomeAssistant
 from custom_components.lfp_bms.bms.client import ClusterClient, LinkConfig
 from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.frame import Frame
+from custom_components.lfp_bms.bms.modbus.codec import ModbusRequest
 from custom_components.lfp_bms.bms.pace import PaceDriver
+from custom_components.lfp_bms.bms.registry import make_driver
 from custom_components.lfp_bms.bms.simulator import (
     ConstantProfile,
     LinkMode,
@@ -86,8 +88,15 @@ async def serve(config_json: str) -> None:
 class SimulatorProcess:
     """A simulated cluster in a child process (speed 0: physics moves only on `advance`)."""
 
-    def __init__(self, packs: int, baud: int, link: LinkMode) -> None:
-        self.options = {"packs": packs, "baud": baud, "link": str(link), "speed": 0, "paced": True}
+    def __init__(self, packs: int, baud: int, link: LinkMode, protocol: ProtocolName = ProtocolName.PACE25) -> None:
+        self.options = {
+            "packs": packs,
+            "baud": baud,
+            "link": str(link),
+            "speed": 0,
+            "paced": True,
+            "protocol": str(protocol),
+        }
         self.url = ""
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -169,6 +178,16 @@ class LinkMeter:
                 self.exchange_s += time.perf_counter() - started
 
         link.exchange = exchange  # type: ignore[method-assign]
+        inner_modbus = link.modbus_exchange
+
+        async def modbus_exchange(request: ModbusRequest, *, timeout: float | None = None) -> bytes:
+            started = time.perf_counter()
+            try:
+                return await inner_modbus(request, timeout=timeout)
+            finally:
+                self.exchange_s += time.perf_counter() - started
+
+        link.modbus_exchange = modbus_exchange  # type: ignore[method-assign]
 
     def mark(self) -> tuple[int, int, int, float]:
         stats = self.link.stats
@@ -315,6 +334,42 @@ async def bench_client(packs: int, baud: int, strategy: Strategy, link_mode: Lin
         finally:
             await link.close()
     return summarise(runs, worst[0])
+
+
+#: The Modbus rows (client path): a PACE Modbus bus of 8 packs at 9600 and a Seplos V3 bus of 4 at 19200.
+MODBUS_CASES = ((ProtocolName.PACE_MODBUS, 8, 9600), (ProtocolName.SEPLOS_V3, 4, 19200))
+
+
+async def bench_modbus(protocol: ProtocolName, packs: int, baud: int) -> dict[str, Any]:
+    """Full refreshes of a Modbus bus through the ClusterClient (every pack by its own slave id)."""
+    async with SimulatorProcess(packs, baud, LinkMode.RS485, protocol) as sim:
+        link = SerialLink(sim.url, baudrate=baud)
+        meter = LinkMeter(link, baud)
+        first = 0 if protocol is ProtocolName.SEPLOS_V3 else 1
+        config = LinkConfig(
+            protocol=protocol,
+            ver=0,
+            cid1=0,
+            baudrate=baud,
+            master_address=first,
+            addresses=tuple(range(first, first + packs)),
+            strategy=Strategy.BUS,
+            local_address=first,
+        )
+        client = ClusterClient(link, make_driver(protocol), config)
+        try:
+            state = await client.read_all()
+            assert state.summary.packs_online == packs, state
+            runs = []
+            for _ in range(REPEATS):
+                await sim.advance(POLL_S)
+                runs.append(await timed(meter, client.read_all))
+            await sim.advance(POLL_S)
+            async with stall_ticker() as worst:
+                await client.read_all()
+        finally:
+            await link.close()
+    return {"protocol": str(protocol), "packs": packs, "baud": baud, "strategy": "bus"} | summarise(runs, worst[0])
 
 
 @contextlib.asynccontextmanager
@@ -492,6 +547,10 @@ async def main_async(quick: bool) -> list[dict[str, Any]]:
                 row = await run_case(packs, baud, strategy, mode)
                 print(f"bench: {packs} packs, {baud} baud, {strategy}: {row['refresh_s']} s", file=sys.stderr)
                 rows.append(row)
+    for protocol, packs, baud in MODBUS_CASES:
+        modbus = await bench_modbus(protocol, packs, baud)
+        print(f"bench: {protocol}, {packs} packs, {baud} baud: {modbus['refresh_s']} s", file=sys.stderr)
+        rows.append(modbus)
     setup = next(r for r in rows if r["packs"] == 16 and r["baud"] == max(BAUDS) and r["strategy"] == "broadcast")
     slow = next(r for r in rows if r["packs"] == 16 and r["baud"] == min(BAUDS) and r["strategy"] == "broadcast")
     rows.append(
@@ -518,7 +577,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        if "refresh_s" not in r:
+        if "refresh_s" not in r or "protocol" in r:
             continue
         lines.append(
             f"| {r['packs']} | {r['baud']} | {r['strategy']} | {r['exchanges']} | {r['refresh_s']:.3f} "
@@ -526,6 +585,17 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['late_inside_exchanges_ms']} | {r['outside_exchanges_ms']} | {r['ha_cpu_ms']} "
             f"| {r['state_writes']:g} ({r['entity_write_cpu_ms']}) | {r['max_loop_stall_ms']} |"
         )
+    lines += [
+        "",
+        "| Modbus (client path) | packs | baud | exch. | refresh s | wire limit s | ratio | max stall ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['protocol']} | {r['packs']} | {r['baud']} | {r['exchanges']} | {r['refresh_s']:.3f} "
+        f"| {r['wire_limit_s']:.3f} | {r['ratio']:.3f} | {r['max_loop_stall_ms']} |"
+        for r in rows
+        if "protocol" in r
+    ]
     setup = rows[-1]
     lines.append("")
     lines.append(

@@ -21,7 +21,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import SerialLink
-from custom_components.lfp_bms.config_flow import link_fields, network_url
+from custom_components.lfp_bms.config_flow import PROTOCOL_LABELS, link_fields, network_url
 from custom_components.lfp_bms.const import (
     CONF_ALLOW_CONTROL,
     CONF_CELL_ENTITIES,
@@ -213,7 +213,7 @@ async def test_other_protocols(hass: HomeAssistant, simulator: Simulator) -> Non
     confirm = await detect_then_confirm(hass, simulator)
     placeholders = confirm["description_placeholders"]
     assert placeholders is not None
-    assert placeholders["protocol"] == simulator.config.protocol
+    assert placeholders["protocol"] == PROTOCOL_LABELS[simulator.config.protocol]
     result = await create(hass, confirm)
     await hass.async_block_till_done()
     data = result["data"]
