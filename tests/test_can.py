@@ -158,10 +158,8 @@ def _assert_matches_physics(hass: HomeAssistant, entry: ConfigEntry[Any], sim: C
 async def _check_live_link(hass: HomeAssistant, entry: ConfigEntry[Any], sim: CanSimulator) -> None:
     coordinator: LfpCanCoordinator = entry.runtime_data
     _assert_matches_physics(hass, entry, sim)
-    assert coordinator.cluster_device_id is not None
-    device = dr.async_get(hass).async_get(coordinator.cluster_device_id)
+    device = dr.async_get(hass).async_get_device_by_identifier((DOMAIN, device_base(entry)), entry.entry_id)
     assert isinstance(device, dr.DeviceEntry)
-    assert (DOMAIN, device_base(entry)) in device.identifiers
     assert device.manufacturer == "PYLON"
     # Ten more minutes of discharge: the published values follow the physics.
     before = _value(hass, entry, "voltage")

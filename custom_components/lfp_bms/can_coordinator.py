@@ -313,9 +313,6 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
         self.link = CanLink(hass, self.link_config, on_error=self._on_link_error)
         self.state = CanState()
         self.energy = EnergyIntegrator(CAN_SILENCE_TIMEOUT.total_seconds() + CAN_PUBLISH_INTERVAL.total_seconds())
-        self.cluster_device_id: str | None = None
-        #: Frames decoded since setup (diagnostics).
-        self.frames_received = 0
         self._cycle = FrameCycle()
         self._ready = asyncio.Event()
         self._last_publish: float | None = None
@@ -374,7 +371,6 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
             except FrameError as err:
                 _LOGGER.debug("bad frame 0x%03X: %s", message.arbitration_id, err)
                 continue
-            self.frames_received += 1
             # Published from the first full cycle on (also after a gap): no value of the set is left unknown.
             if self._cycle.add(message.arbitration_id) and self.state.complete:
                 self._ready.set()
@@ -521,14 +517,13 @@ async def async_setup_can_entry(hass: HomeAssistant, entry: LfpCanConfigEntry) -
     entry.async_on_unload(coordinator.async_shutdown)
     await coordinator.async_config_entry_first_refresh()
     manufacturer = coordinator.state.manufacturer
-    hub = dr.async_get(hass).async_get_or_create(
+    dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         identifiers={(DOMAIN, can_identifier(entry))},
         manufacturer=manufacturer.name if manufacturer is not None and manufacturer.name else None,
         model="Pylon LV CAN",
         name=entry.title,
     )
-    coordinator.cluster_device_id = hub.id
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, CAN_PLATFORMS)
     return True

@@ -258,7 +258,7 @@ PACK_SENSORS: tuple[PackSensorDescription, ...] = (
         translation_key="operating_state",
         device_class=SensorDeviceClass.ENUM,
         options=[state.value for state in OperatingState],
-        value_fn=lambda r, a: r.operating_state.value,
+        value_fn=lambda r, a: None if (state := r.operating_state) is None else state.value,
     ),
 )
 

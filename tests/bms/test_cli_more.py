@@ -20,14 +20,14 @@ import pytest
 from custom_components.lfp_bms.bms import cli
 from custom_components.lfp_bms.bms.__main__ import build_parser, main, run
 from custom_components.lfp_bms.bms.cli import parse_frame_text
-from custom_components.lfp_bms.bms.client import ClusterClient, ClusterError
+from custom_components.lfp_bms.bms.client import ClusterClient
 from custom_components.lfp_bms.bms.driver import ProtocolName
 from custom_components.lfp_bms.bms.frame import encode_frame
 from custom_components.lfp_bms.bms.models import ClusterState, Condition, Fault, PackReading, PackStatus
 from custom_components.lfp_bms.bms.registry import make_driver
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.simulator.responders import LinkMode
-from custom_components.lfp_bms.bms.transport import SerialLink
+from custom_components.lfp_bms.bms.transport import LinkTimeout, SerialLink
 
 # --- argument parsing and dispatch --------------------------------------------------------------------------------
 
@@ -333,7 +333,7 @@ class _FailingReads(ClusterClient):
     async def read_all(self) -> ClusterState:
         if _FailingReads.failures > 0:
             _FailingReads.failures -= 1
-            raise ClusterError("nothing answered")
+            raise LinkTimeout("nothing answered")
         return await super().read_all()
 
 

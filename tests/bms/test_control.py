@@ -261,10 +261,10 @@ async def test_protocol_selection_and_limiter_current() -> None:
         pack = sim.cluster.pack(1)
         pack.apply_settings(replace(pack.settings, rs485_protocol=0x2A))
         assert 0x2A not in CAN_PROTOCOLS
-        selection = await control.set_protocols(1, can=0x01)
+        selection = await control.write_values(1, ProtocolSelection, {"can_protocol": 0x01})
         assert selection == ProtocolSelection(can_protocol=0x01, rs485_protocol=0x2A, selection_type=0x00)
         assert pack.settings.can_protocol == 0x01
-        limiter = await control.set_limiter_current(1, 60)
+        limiter = await control.write_values(1, LimiterStartCurrent, {"current_a": 60})
         assert limiter.current_a == 60
         assert pack.settings.limiter_start_a == 60
 

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from custom_components.lfp_bms.bms.driver import Exchange
-from custom_components.lfp_bms.bms.frame import BmsError, Frame, FrameError, RtnError, decode_frame, encode_frame
+from custom_components.lfp_bms.bms.frame import BmsError, Frame, FrameError, decode_frame
 from custom_components.lfp_bms.bms.pace import PaceDriver
 from custom_components.lfp_bms.bms.pace_params import (
     CAN_PROTOCOLS,
@@ -37,7 +37,6 @@ from custom_components.lfp_bms.bms.pace_params import (
     ShortCircuit,
     Sleep,
     read_group,
-    write_group,
 )
 
 DRIVER = PaceDriver()
@@ -434,20 +433,8 @@ class FakeExchange(Exchange):
         return decode_frame(self.reply)
 
 
-async def test_read_and_write_group_over_an_exchange() -> None:
+async def test_read_group_over_an_exchange() -> None:
     link = FakeExchange(b"~25004600C0040064FCCE\r")
     group = await read_group(link, DRIVER, 0x00, LimiterStartCurrent)
     assert group == LimiterStartCurrent(current_a=100)
     assert link.sent == [b"~250046ED0000FD86\r"]
-    link.reply = b"~250046000000FDAF\r"
-    await write_group(link, DRIVER, 0x00, group)
-    assert link.sent[-1] == b"~250046EEC0040064FCA4\r"
-
-
-async def test_write_group_validates_before_sending_and_reports_refusal() -> None:
-    link = FakeExchange(encode_frame(0x25, 0x00, 0x46, 0x09))
-    with pytest.raises(ParameterError):
-        await write_group(link, DRIVER, 0x00, LimiterStartCurrent(current_a=200))
-    assert link.sent == []
-    with pytest.raises(RtnError):
-        await write_group(link, DRIVER, 0x00, LimiterStartCurrent(current_a=100))

@@ -513,7 +513,6 @@ _DECODERS = {
         InstalledCapacity,
     )
 }
-KNOWN_IDS = frozenset(_DECODERS)
 
 
 def decode(arbitration_id: int, data: bytes) -> CanFrame | None:

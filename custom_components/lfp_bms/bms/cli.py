@@ -311,6 +311,12 @@ def decoded_dict(decoded: object) -> Any:
     return plain(decoded)
 
 
+def _state_text(reading: PackReading) -> str:
+    """The pack's operating state, or "offline"."""
+    state = reading.operating_state
+    return "offline" if state is None else state.value
+
+
 def reading_dict(reading: PackReading) -> dict[str, Any]:
     """One pack of `read --json`: the 0x42 fields, the 0x44 fields, and why it is missing if it is."""
     analog = analog_dict(reading.analog) if reading.analog is not None else {}
@@ -320,7 +326,7 @@ def reading_dict(reading: PackReading) -> dict[str, Any]:
         **status,
         "address": reading.address,
         "online": reading.online,
-        "state": reading.operating_state.value,
+        "state": _state_text(reading),
         "error": reading.error,
     }
 
@@ -445,7 +451,7 @@ def format_cluster(state: ClusterState) -> str:
     """`read`: one row per pack, then the cluster summary."""
     rows = []
     for reading in state.packs.values():
-        label = reading.operating_state.value
+        label = _state_text(reading)
         if reading.analog is None or not reading.online:
             blank = ["-"] * (len(_ANALOG_HEADER) - 1)
             rows.append([str(reading.address), f"{label} ({reading.error})", *blank, "-"])
@@ -479,7 +485,7 @@ def format_watch(state: ClusterState, when: datetime) -> str:
         lines.append(
             f"{stamp} pack {reading.address:2d} {analog.voltage_v:7.3f} V {analog.current_a:8.2f} A "
             f"SOC {_num(analog.soc_pct):>5} % cells {cell_text} max {_num(analog.max_temperature_c)} °C "
-            f"{reading.operating_state.value} {_flags_text(reading.status)}"
+            f"{_state_text(reading)} {_flags_text(reading.status)}"
         )
     return "\n".join(lines)
 

@@ -27,10 +27,6 @@ RETRIES_PER_POLL = 2
 _RETRYABLE = (FrameError, LinkTimeout)
 
 
-class ClusterError(BmsError):
-    """The cluster as a whole could not be read (the link is up but nothing answered usefully)."""
-
-
 class NotWritableError(BmsError):
     """A write was aimed at a pack this link cannot write (not directly connected)."""
 
@@ -123,7 +119,7 @@ class ClusterClient:
         """Analog values and status of every expected pack, by the configured strategy.
 
         A pack that does not answer gets a PackReading with `error` set; if no pack answers at all the
-        underlying transport error (or ClusterError) propagates, so the caller can mark the link down. A lost,
+        underlying transport error propagates, so the caller can mark the link down. A lost,
         garbled or mismatched reply is asked for again once (up to RETRIES_PER_POLL times per poll).
         """
         async with self.lock:

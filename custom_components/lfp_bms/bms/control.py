@@ -364,21 +364,3 @@ class PaceControl:
         if abs((after - moment).total_seconds()) > CLOCK_TOLERANCE_S:
             raise ReadBackError("clock", moment.isoformat(), after.isoformat())
         return after
-
-    async def set_protocols(
-        self,
-        address: int,
-        *,
-        can: int | None = None,
-        rs485: int | None = None,
-        selection_type: int | None = None,
-    ) -> ProtocolSelection:
-        """Inverter protocol selection (0xEC): only the given codes change."""
-        values = {"can_protocol": can, "rs485_protocol": rs485, "selection_type": selection_type}
-        return await self.write_values(
-            address, ProtocolSelection, {key: value for key, value in values.items() if value is not None}
-        )
-
-    async def set_limiter_current(self, address: int, amps: int) -> LimiterStartCurrent:
-        """Charge-limiter start current (0xEE)."""
-        return await self.write_values(address, LimiterStartCurrent, {"current_a": amps})

@@ -9,7 +9,6 @@ from enum import IntEnum
 
 SOI = 0x7E
 EOI = 0x0D
-_HEX = b"0123456789ABCDEF"
 _MAX_LENID = 0xFFF
 #: Shortest possible frame: SOI + 12 header chars + 4 checksum chars + EOI.
 MIN_FRAME_LEN = 18

@@ -152,7 +152,6 @@ class OperatingState(StrEnum):
     FULLY_CHARGED = "fully_charged"
     PROTECTION = "protection"
     FAULT = "fault"
-    OFFLINE = "offline"
 
 
 #: Below this magnitude the packs report "no current" (docs/protocol.md §6 item 1: 0.5 A reporting threshold).
@@ -313,10 +312,10 @@ class PackReading:
         return self.error is None and self.analog is not None and not self.analog.absent
 
     @property
-    def operating_state(self) -> OperatingState:
-        """Derived one-word state, most severe first."""
+    def operating_state(self) -> OperatingState | None:
+        """Derived one-word state, most severe first; None while the pack is offline."""
         if not self.online or self.analog is None:
-            return OperatingState.OFFLINE
+            return None
         status = self.status
         if status is not None and status.faults:
             return OperatingState.FAULT

@@ -696,10 +696,3 @@ async def read_group[G: ParameterGroup](exchange: Exchange, driver: ProtocolDriv
     """Read one group from the directly connected pack (parameters are not relayed by a master, §1.7.1)."""
     frame = await exchange.exchange(driver.request(adr, group.read_cid2))
     return group.decode(frame.check_rtn().info)
-
-
-async def write_group(exchange: Exchange, driver: ProtocolDriver, adr: int, group: ParameterGroup) -> None:
-    """Validate and write one group; the BMS answers RTN 00 with no INFO (RtnError otherwise)."""
-    group.validate()
-    frame = await exchange.exchange(driver.request(adr, group.write_cid2, group.encode()))
-    frame.check_rtn()
