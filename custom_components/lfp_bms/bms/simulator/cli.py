@@ -110,7 +110,9 @@ async def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
     await simulator.start()
     try:
-        print(f"serving {config.packs} {config.protocol} pack(s), {config.link}, on {simulator.url}", flush=True)
+        # Modbus packs are slaves on an RS485 bus whatever --link says.
+        link = "rs485 bus" if simulator.modbus is not None else config.link
+        print(f"serving {config.packs} {config.protocol} pack(s), {link}, on {simulator.url}", flush=True)
         if simulator.pty_path:
             print(f"pty: {simulator.pty_path}", flush=True)
         await stop.wait()
