@@ -3,7 +3,7 @@
 Frame = slave id | function code | data | CRC16 (polynomial 0xA001 reflected, initial 0xFFFF, low byte first).
 Function codes: 0x01 read coils (Seplos PIC/EIC), 0x03 read holding registers (PACE), 0x04 read input registers
 (Seplos), 0x10 write multiple registers (PACE parameters). An exception reply echoes the function code with bit 7
-set and carries one exception code (PACE Modbus V1.3 §3.3; XZH V0.1 §2.6).
+set and carries one exception code (docs/protocol.md §2; PACE Modbus V1.3 §3.3, XZH V0.1 §2.6).
 
 Reply validation is strict: a reply only becomes data when its CRC is right, it comes from the slave asked, it
 answers the function asked and its length is the one the request implies. Anything else is a FrameError (noise,

@@ -1,4 +1,4 @@
-"""PACE Modbus-RTU ("PACE BMS Modbus Protocol for RS485" V1.3, 2017-06-27; protocol.md §2.3).
+"""PACE Modbus-RTU ("PACE BMS Modbus Protocol for RS485" V1.3, 2017-06-27; docs/protocol.md §2.1).
 
 The pack answers FC 0x03 (read holding registers) and 0x10 (write registers) at its DIP address, 9600 8N1 by
 default. Register numbers below are the document's decimal ones. One read of registers 0-36 carries everything a

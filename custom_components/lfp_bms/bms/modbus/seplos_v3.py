@@ -1,4 +1,4 @@
-"""Seplos V3 / XZH "BMS48100/48200" Modbus RTU ("XZH BMS Modbus RTU Protocol" V0.1, 2023-02-09; protocol.md §2.2).
+"""Seplos V3 / XZH "BMS48100/48200" Modbus RTU ("XZH BMS Modbus RTU Protocol" V0.1, 2023-02-09; docs/protocol.md §2.2).
 
 19200 8N1; each BMS answers only its own slave id (DIP 0x00-0x0F). Per pack and poll: PIA (FC 0x04, 0x1000, 17
 registers), PIB (FC 0x04, 0x1100, 26 registers) and PIC (FC 0x01, coils 0x1200-0x128F). The master also keeps the
