@@ -57,8 +57,8 @@ class RecordingInjector(FaultInjector):
         super().__init__(plan, seed)
         self.drawn: list[FaultKind | None] = []
 
-    def draw(self) -> FaultKind | None:
-        fault = FaultInjector.draw(self)
+    def draw(self, *, nonsense: bool = False) -> FaultKind | None:
+        fault = FaultInjector.draw(self, nonsense=nonsense)
         self.drawn.append(fault)
         return fault
 

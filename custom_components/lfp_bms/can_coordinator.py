@@ -26,12 +26,15 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .bms.can import KEEP_ALIVE_DATA, KEEP_ALIVE_ID, CanState, fold
 from .bms.energy import EnergyIntegrator, EnergyTotals
 from .bms.frame import FrameError
+from .bms.models import Implausible
+from .bms.plausibility import can_max_power_w, check_can
 from .const import (
     CAN_KEEP_ALIVE_INTERVAL,
     CAN_LISTEN_TIMEOUT,
@@ -45,8 +48,10 @@ from .const import (
     CONF_LISTEN_ONLY,
     DEFAULT_CAN_BITRATE,
     DOMAIN,
+    IMPLAUSIBLE_REPAIR_READINGS,
     LINK_CAN,
 )
+from .coordinator import implausible_issue, implausible_issue_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -313,6 +318,10 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
         self.link = CanLink(hass, self.link_config, on_error=self._on_link_error)
         self.state = CanState()
         self.energy = EnergyIntegrator(CAN_SILENCE_TIMEOUT.total_seconds() + CAN_PUBLISH_INTERVAL.total_seconds())
+        #: States not published because a value in them was implausible (bms/plausibility.py).
+        self.implausible_readings = 0
+        #: Consecutive publish slots whose state was implausible; None before the first plausible one.
+        self._implausible_in_row: int | None = None
         self._cycle = FrameCycle()
         self._ready = asyncio.Event()
         self._last_publish: float | None = None
@@ -397,11 +406,35 @@ class LfpCanCoordinator(DataUpdateCoordinator[CanData]):
     def _publish(self) -> None:
         now = self.hass.loop.time()
         self._last_publish = now
+        problem = check_can(self.state)
+        if problem is not None:
+            # Like a corrupt frame: not published, not integrated. The slot is used up, so a value that stays
+            # implausible costs one check a second; once it has for CAN_SILENCE_TIMEOUT the entities go unavailable.
+            self._implausible(problem)
+            return
+        self._plausible()
         power = self.state.power_w
-        if power is not None:
-            self.energy.add(now, power)
+        if power is not None and not self.energy.add(now, power, can_max_power_w(self.state)):
+            _LOGGER.debug("CAN power %s W is beyond what the battery can carry, not integrated", power)
         self._rearm_silence()
         self.async_set_updated_data(self._data())
+
+    def _implausible(self, problem: Implausible) -> None:
+        self.implausible_readings += 1
+        _LOGGER.debug("CAN state not published, implausible: %s", problem)
+        count = (self._implausible_in_row or 0) + 1
+        self._implausible_in_row = count
+        if count == IMPLAUSIBLE_REPAIR_READINGS:
+            device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, can_identifier(self.config_entry))})
+            name = None if device is None else device.name_by_user or device.name
+            issue_id = implausible_issue_id(self.config_entry.entry_id)
+            implausible_issue(self.hass, issue_id, name or self.config_entry.title, problem, count)
+
+    def _plausible(self) -> None:
+        # None: the first publish since setup; an issue may be left over from before a reload.
+        if self._implausible_in_row is None or self._implausible_in_row >= IMPLAUSIBLE_REPAIR_READINGS:
+            ir.async_delete_issue(self.hass, DOMAIN, implausible_issue_id(self.config_entry.entry_id))
+        self._implausible_in_row = 0
 
     def _rearm_silence(self) -> None:
         if self._silence_unsub is not None:

@@ -39,6 +39,8 @@ ENERGY_MAX_GAP_INTERVALS: Final = 3
 LINK_DOWN_REPAIR_AFTER: Final = timedelta(minutes=5)
 #: A configured pack that missed this many polls in a row (with the link up) raises a repair issue.
 PACK_MISSING_REPAIR_POLLS: Final = 30
+#: A pack (or CAN battery) whose readings were implausible this many times in a row raises a repair issue.
+IMPLAUSIBLE_REPAIR_READINGS: Final = 5
 
 # CAN link (Pylon LV CAN through python-can). entry.data = {"link": "can", interface, channel, bitrate, ...}.
 CONF_LINK: Final = "link"

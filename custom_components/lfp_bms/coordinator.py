@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -21,8 +22,9 @@ from .bms.driver import ProtocolName
 from .bms.energy import EnergyIntegrator, EnergyTotals
 from .bms.frame import BmsError
 from .bms.modbus.control import PaceModbusControl
-from .bms.models import ClusterState, PackIdentity
+from .bms.models import ClusterState, Implausible, PackIdentity
 from .bms.pace_params import ParameterGroup
+from .bms.plausibility import max_power_w
 from .bms.registry import make_driver
 from .bms.transport import SerialLink
 from .const import (
@@ -34,6 +36,7 @@ from .const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     ENERGY_MAX_GAP_INTERVALS,
+    IMPLAUSIBLE_REPAIR_READINGS,
     LINK_DOWN_REPAIR_AFTER,
     MIN_SCAN_INTERVAL,
     PACK_MISSING_REPAIR_POLLS,
@@ -66,6 +69,30 @@ def link_down_issue_id(entry_id: str) -> str:
 def link_down_since(hass: HomeAssistant) -> dict[str, float]:
     """Down-since time of every entry whose link is down, by entry id."""
     return hass.data.setdefault(LINK_DOWN_SINCE, {})
+
+
+def implausible_issue_id(entry_id: str, address: int | None = None) -> str:
+    """Repair issue: a pack (or, address None, a CAN battery) keeps reporting an implausible value."""
+    return f"implausible_{entry_id}" if address is None else f"implausible_{entry_id}_{address}"
+
+
+def implausible_issue(hass: HomeAssistant, issue_id: str, device: str, problem: Implausible, readings: int) -> None:
+    """Raise (or update) the repair issue naming the device and the value; one translation key per quantity."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=f"implausible_{problem.quantity}",
+        translation_placeholders={
+            "device": device,
+            "value": f"{problem.value:g} {problem.unit}",
+            "low": f"{problem.low:g} {problem.unit}",
+            "high": f"{problem.high:g} {problem.unit}",
+            "readings": str(readings),
+        },
+    )
 
 
 def pack_missing_issue_id(entry_id: str, address: int) -> str:
@@ -130,6 +157,8 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         self._link_seen_up = False
         #: Consecutive polls (with the link up) each configured pack has not answered.
         self._missed_polls: dict[int, int] = {}
+        #: Consecutive polls each configured pack answered with an implausible record.
+        self._implausible_polls: dict[int, int] = {}
         #: Consecutive polls each record beyond the configured packs has shown a pack (broadcast only).
         self._new_pack_polls: dict[int, int] = {}
         #: Device registry id of the cluster hub, set by async_setup_entry before platforms load.
@@ -154,6 +183,11 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         if key not in self._energy:
             self._energy[key] = EnergyIntegrator(self._max_gap_s)
         return self._energy[key]
+
+    @property
+    def energy_samples_rejected(self) -> int:
+        """Power samples no series integrated because they were beyond what the battery can carry."""
+        return sum(integrator.rejected for integrator in self._energy.values())
 
     async def _async_setup(self) -> None:
         """Open the link and read identities once; a dead link here means ConfigEntryNotReady."""
@@ -245,21 +279,35 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         self._link_up()
         state = self._adopt_new_packs(state)
         self._track_missing_packs(state)
+        self._track_implausible_packs(state)
         self._start_slow_reads(now)
         return BankData(cluster=state, energy=self._integrate(state, now))
 
     def _integrate(self, state: ClusterState, now: float) -> dict[str | int, EnergyTotals]:
+        """Add this poll's power of each pack and of the cluster. Each sample is bounded by what its packs can carry
+        (plausibility.max_power_w: rated peak current × margin at the LFP charge limit of the cells); beyond it the
+        sample is rejected. An implausible record adds nothing: its pack's series bridges it like a lost poll, and
+        the cluster's power is that of the packs online, as when a pack does not answer."""
+        cluster_limit = 0.0
         for address, reading in state.packs.items():
             integrator = self.energy_integrator(address)
             if reading.online and reading.analog is not None:
-                integrator.add(now, reading.analog.power_w)
-            else:
+                limit = max_power_w(reading.analog)
+                cluster_limit += limit
+                self._add_sample(address, now, reading.analog.power_w, limit)
+            elif reading.implausible is None:
                 integrator.break_series()
         if state.summary.packs_online:
-            self.energy_integrator(CLUSTER).add(now, state.summary.power_w)
+            self._add_sample(CLUSTER, now, state.summary.power_w, cluster_limit)
         else:
             self.energy_integrator(CLUSTER).break_series()
         return {key: integrator.totals for key, integrator in self._energy.items()}
+
+    def _add_sample(self, key: str | int, now: float, power_w: float, limit_w: float) -> None:
+        if not self.energy_integrator(key).add(now, power_w, limit_w):
+            _LOGGER.debug(
+                "energy %s: %s W is beyond the %.0f W the battery can carry, not integrated", key, power_w, limit_w
+            )
 
     def _link_down(self, now: float) -> None:
         # The energy series are not broken here: one lost poll (a corrupted frame) is bridged by the next sample,
@@ -320,7 +368,8 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         expected = len(self.link_config.addresses)
         for address in self.link_config.addresses:
             reading = state.packs.get(address)
-            if reading is not None and reading.online:
+            # A pack that answered with an implausible record is not missing: `implausible_*` tells about it.
+            if reading is not None and (reading.online or reading.implausible is not None):
                 # None: the first poll since setup; an issue may be left over from before a reload.
                 missed = self._missed_polls.get(address)
                 if missed is None or missed >= PACK_MISSING_REPAIR_POLLS:
@@ -345,6 +394,35 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
                         "expected": str(expected),
                     },
                 )
+
+    def _track_implausible_packs(self, state: ClusterState) -> None:
+        """Raise `implausible_<quantity>` for a pack whose records were implausible IMPLAUSIBLE_REPAIR_READINGS polls
+        in a row (a one-off glitch stays a debug line); drop it when the pack reports plausible values."""
+        entry = self.config_entry
+        for address in self.link_config.addresses:
+            reading = state.packs.get(address)
+            if reading is None:
+                continue
+            issue_id = implausible_issue_id(entry.entry_id, address)
+            if reading.implausible is not None:
+                count = self._implausible_polls.get(address, 0) + 1
+                self._implausible_polls[address] = count
+                if count == IMPLAUSIBLE_REPAIR_READINGS:
+                    implausible_issue(self.hass, issue_id, self._pack_device_name(address), reading.implausible, count)
+            elif reading.online:
+                # None: the first poll since setup; an issue may be left over from before a reload.
+                count_before = self._implausible_polls.get(address)
+                if count_before is None or count_before >= IMPLAUSIBLE_REPAIR_READINGS:
+                    ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+                self._implausible_polls[address] = 0
+
+    def _pack_device_name(self, address: int) -> str:
+        """The pack's device name as Home Assistant shows it (translated, or the user's), with the entry title."""
+        from .entity import pack_identifier  # here: entity.py imports this module
+
+        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, pack_identifier(self, address))})
+        name = None if device is None else device.name_by_user or device.name
+        return f"{name or address} ({self.config_entry.title})"
 
     async def async_shutdown(self) -> None:
         """Stop a running re-read, then close the link with the coordinator."""

@@ -46,6 +46,8 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: LfpBmsC
             "update_interval_s": None
             if coordinator.update_interval is None
             else coordinator.update_interval.total_seconds(),
+            "implausible_records": coordinator.client.implausible_records,
+            "energy_samples_rejected": coordinator.energy_samples_rejected,
         },
         "link": {
             "protocol": str(coordinator.link_config.protocol),

@@ -14,7 +14,8 @@ from .driver import ALL_PACKS, Exchange, ProtocolDriver, ProtocolName, Strategy
 from .frame import BmsError, Frame, FrameError, RtnError
 from .modbus.base import ModbusDriver
 from .modbus.codec import ModbusExchange, ModbusRequest
-from .models import ClusterState, PackAnalog, PackIdentity, PackReading, PackStatus, SystemInfo
+from .models import IMPLAUSIBLE, ClusterState, PackAnalog, PackIdentity, PackReading, PackStatus, SystemInfo
+from .plausibility import check_analog
 from .transport import LinkTimeout
 
 _LOGGER = logging.getLogger(__name__)
@@ -114,13 +115,16 @@ class ClusterClient:
         #: each write with its read-back (control.PaceControl), so a poll never sees a half-applied change.
         self.lock = asyncio.Lock()
         self._retries_left = 0
+        #: Pack records that were checksum-valid but implausible (bms/plausibility.py) and so not published.
+        self.implausible_records = 0
 
     async def read_all(self) -> ClusterState:
         """Analog values and status of every expected pack, by the configured strategy.
 
         A pack that does not answer gets a PackReading with `error` set; if no pack answers at all the
-        underlying transport error propagates, so the caller can mark the link down. A lost,
-        garbled or mismatched reply is asked for again once (up to RETRIES_PER_POLL times per poll).
+        underlying transport error propagates, so the caller can mark the link down. A lost, garbled or
+        mismatched reply, or one carrying an implausible record, is asked for again once (up to RETRIES_PER_POLL
+        times per poll); a record still implausible is a reading with `implausible` set (every protocol, Modbus too).
         """
         async with self.lock:
             self._retries_left = RETRIES_PER_POLL
@@ -133,7 +137,9 @@ class ClusterClient:
     async def _read_broadcast(self) -> ClusterState:
         master = self.config.master_address
         # The selector makes a reply that answers another request (a late one) a FrameError, not a record.
-        analogs = await self._fetch(self.frames.analog_request(master, ALL_PACKS), self.frames.decode_analog, ALL_PACKS)
+        analogs = await self._fetch_analogs(
+            self.frames.analog_request(master, ALL_PACKS), self.frames.decode_analog, ALL_PACKS
+        )
         statuses = await self._fetch(
             self.frames.status_request(master, ALL_PACKS), self.frames.decode_status, ALL_PACKS
         )
@@ -148,7 +154,7 @@ class ClusterClient:
         for address in self.config.addresses:
             adr = address if bus else self.config.master_address
             try:
-                analog = await self._fetch(self.frames.analog_request(adr, address), self._one_analog, address)
+                analog = await self._fetch_analogs(self.frames.analog_request(adr, address), self._one_analog, address)
                 status = await self._fetch(self.frames.status_request(adr, address), self._one_status, address)
             except BmsError as err:
                 # One silent or garbled pack must not take the others down with it.
@@ -217,6 +223,18 @@ class ClusterClient:
             _LOGGER.debug("retrying %r after %s: %s", request, type(err).__name__, err)
         return decode(await self.link.exchange(request), selector)
 
+    async def _fetch_analogs(
+        self, request: bytes, decode: Callable[[Frame, int], list[PackAnalog]], selector: int
+    ) -> list[PackAnalog]:
+        """Like _fetch; a reply with an implausible record is treated like a garbled one and asked for again once
+        (a nonsense value is usually a one-off). What the repeat brings is kept; _assemble judges it again."""
+        records = await self._fetch(request, decode, selector)
+        if self._retries_left > 0 and any(check_analog(r) for r in records if not r.absent):
+            self._retries_left -= 1
+            _LOGGER.debug("retrying %r: implausible record", request)
+            records = await self._fetch(request, decode, selector)
+        return records
+
     def _one_analog(self, frame: Frame, address: int) -> list[PackAnalog]:
         return self._only(self.frames.decode_analog(frame, address), address)
 
@@ -241,7 +259,7 @@ class ClusterClient:
         for index, address in enumerate(answered):
             analog = analogs[index] if index < len(analogs) else None
             status = statuses[index] if index < len(statuses) else None
-            packs[address] = _reading(address, analog, status, self.invert_current)
+            packs[address] = self._reading(address, analog, status)
         for address, error in errors.items():
             packs[address] = PackReading(address=address, error=error)
         # A broadcast numbers its records consecutively from the first pack (detect._find_packs), so a record
@@ -252,8 +270,21 @@ class ClusterClient:
             for index in range(len(answered), len(analogs)):
                 address = last + index - len(answered) + 1
                 status = statuses[index] if index < len(statuses) else None
-                unexpected[address] = _reading(address, analogs[index], status, self.invert_current)
+                unexpected[address] = self._reading(address, analogs[index], status)
         return ClusterState(packs=dict(sorted(packs.items())), unexpected=unexpected)
+
+    def _reading(self, address: int, analog: PackAnalog | None, status: PackStatus | None) -> PackReading:
+        """One pack's reading from its records, re-addressed to the pack polled; an implausible record is not
+        published (its values stay out of the reading), like a reply that did not arrive."""
+        reading = _reading(address, analog, status, self.invert_current)
+        if reading.analog is None or reading.analog.absent:
+            return reading
+        problem = check_analog(reading.analog)
+        if problem is None:
+            return reading
+        self.implausible_records += 1
+        _LOGGER.debug("pack %s: implausible record not published: %s", address, problem)
+        return PackReading(address=address, error=IMPLAUSIBLE, implausible=problem)
 
     async def read_identity(self, address: int) -> PackIdentity:
         """Identity strings of a directly connected pack (slaves behind a master have none to give)."""

@@ -4,8 +4,14 @@ The BMSs report no energy counters (EG4 aside), so the integration integrates V�
 taken as linear between two samples; the charge (+) and discharge (−) parts of that line are integrated
 exactly, splitting the interval where it crosses zero. An interval longer than `max_gap_s` (a restart, a dead
 link, a pack that went offline) is skipped rather than guessed.
+
+A sample beyond the power the battery can carry (`max_power_w`: its rated peak current × margin at its highest
+voltage, bms/plausibility.max_power_w) is rejected: no battery makes that step between two polls. It is not
+integrated and the series goes on from the previous sample, as after a lost poll. Between two accepted samples the
+power can then step by at most the sum of their bounds, so one interval adds at most that × its length.
 """
 
+import math
 from dataclasses import dataclass
 
 
@@ -25,19 +31,26 @@ class EnergyIntegrator:
         self._charged_wh = 0.0
         self._discharged_wh = 0.0
         self._last: tuple[float, float] | None = None
+        #: Samples rejected as beyond what the battery can carry.
+        self.rejected = 0
 
-    def add(self, time_s: float, power_w: float) -> None:
-        """Add a sample taken at `time_s` (any monotonic seconds)."""
+    def add(self, time_s: float, power_w: float, max_power_w: float = math.inf) -> bool:
+        """Add a sample taken at `time_s` (any monotonic seconds); False when it is rejected (beyond
+        ±`max_power_w`, or not a number)."""
+        if not abs(power_w) <= max_power_w:
+            self.rejected += 1
+            return False
         last, self._last = self._last, (time_s, power_w)
         if last is None:
-            return
+            return True
         t0, p0 = last
         dt = time_s - t0
         if dt <= 0 or dt > self.max_gap_s:
-            return
+            return True
         positive, negative = _split_area(p0, power_w, dt)
         self._charged_wh += positive / 3600
         self._discharged_wh += negative / 3600
+        return True
 
     def break_series(self) -> None:
         """Forget the last sample: the next interval is a gap (e.g. the pack stopped answering)."""

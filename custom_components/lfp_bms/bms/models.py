@@ -297,14 +297,46 @@ class PackIdentity:
         return self.pack_serial or self.bms_serial
 
 
+class Quantity(StrEnum):
+    """A reported quantity with a plausible range (bms/plausibility.py); also the repair issue naming it."""
+
+    CELL_VOLTAGE = "cell_voltage"
+    PACK_VOLTAGE = "pack_voltage"
+    TEMPERATURE = "temperature"
+    STATE_OF_CHARGE = "soc"
+    STATE_OF_HEALTH = "soh"
+    CURRENT = "current"
+    CAPACITY = "capacity"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Implausible:
+    """A reported value outside the range the battery can physically produce (`low`..`high`, in `unit`)."""
+
+    quantity: Quantity
+    value: float
+    low: float
+    high: float
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.value:g} {self.unit} outside {self.low:g}..{self.high:g} {self.unit}"
+
+
+#: PackReading.error of a pack whose record was checksum-valid but implausible.
+IMPLAUSIBLE = "implausible"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PackReading:
-    """What one poll learned about one pack. `error` is set (and the data None) when the pack did not answer."""
+    """What one poll learned about one pack. `error` is set (and the data None) when the pack did not answer, or
+    answered with an implausible record (`error` IMPLAUSIBLE, `implausible` says which value)."""
 
     address: int
     analog: PackAnalog | None = None
     status: PackStatus | None = None
     error: str | None = None
+    implausible: Implausible | None = None
 
     @property
     def online(self) -> bool:

@@ -136,7 +136,7 @@ def make_pack_analog(
     """Build a PackAnalog with the derived fields exactly as the 0x42 decoder does (also for the simulator).
 
     Tails (docs/protocol.md §1.9.2): 1 byte = SOC %; 8 = SOC, 3 x u16, SOH; 14 = SOC, 4 x u16, SOH, u16 port voltage
-    mV, u16. Without a tail SOC = remaining/full and SOH = full/design (clamped to 100).
+    mV, u16. Without a tail SOC = remaining/full and SOH = full/design (both clamped to 100).
     """
     temps = tuple(temperatures_c)
     cell_temps, mosfet, environment = split_temperatures(temps)
@@ -150,7 +150,8 @@ def make_pack_analog(
     else:
         soc, soc_reported, soh = 0.0, False, None
     if not soc_reported and full_ah > 0:
-        soc = round(remaining_ah / full_ah * 100, 1)
+        # Clamped as family20 does: remaining can pass full by a little between the BMS's own updates.
+        soc = round(min(remaining_ah / full_ah * 100, 100.0), 1)
     if soh is None and design_ah > 0:
         soh = round(min(full_ah / design_ah * 100, 100.0), 1)
     return PackAnalog(

@@ -8,7 +8,7 @@ sim.cluster.charged_wh, sim.sent  # ground truth and the log of every valid repl
 await sim.stop()
 """
 
-from .faults import FaultInjector, FaultKind, FaultPlan, FaultSpecError, Outage
+from .faults import FaultInjector, FaultKind, FaultPlan, FaultSpecError, Nonsense, Outage
 from .physics import (
     Cluster,
     ConstantProfile,
@@ -31,6 +31,7 @@ __all__ = [
     "FaultPlan",
     "FaultSpecError",
     "LinkMode",
+    "Nonsense",
     "Outage",
     "PackModel",
     "PackSpec",

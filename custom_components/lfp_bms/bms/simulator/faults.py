@@ -21,6 +21,8 @@ whitespace ignored, each name at most once except `offline`:
                        | "truncate"     only the first part of the reply is sent (no EOI)
                        | "garbage"      random non-frame bytes are sent before the reply
                        | "wrong_addr"   a valid reply that carries another ADR
+                       | "nonsense"     a checksum-valid analog (0x42) reply with one implausible value in one
+                                        pack record (see Nonsense); PACE only, other replies are left alone
 
 Example: `corrupt=0.01,drop=0.02,late=0.01,truncate=0.01,garbage=0.01,wrong_addr=0.01,close_every=300,
 offline=3@60+30,asleep=300`. Probabilities are drawn from one RNG seeded with the simulator seed, in a fixed
@@ -41,6 +43,24 @@ class FaultKind(StrEnum):
     CORRUPT = "corrupt"
     GARBAGE = "garbage"
     WRONG_ADDR = "wrong_addr"
+    NONSENSE = "nonsense"
+
+
+class Nonsense(StrEnum):
+    """Implausible values seen in checksum-valid replies on real links (issue 17), one per nonsense reply."""
+
+    #: A sensor reading 0xFFFF: 6280.5 °C.
+    TEMPERATURE = "temperature"
+    #: SOC byte 0xFF: 255 % (without a SOC byte: remaining capacity 0xFFFF, 655.35 Ah).
+    SOC = "soc"
+    #: A cell reading 0xFFFF: 65.535 V.
+    CELL = "cell"
+    #: The pack voltage 0 V.
+    PACK_ZERO = "pack_zero"
+    #: 327.67 A at 65.535 V (both wire maxima): 21.5 kW on a 51.2 V pack.
+    POWER = "power"
+    #: -327.68 A (the s16 minimum) at the pack's own voltage: beyond any rating of a 100 Ah pack.
+    CURRENT = "current"
 
 
 class FaultSpecError(ValueError):
@@ -160,15 +180,16 @@ class FaultInjector:
     def __post_init__(self) -> None:
         self.rng = random.Random(f"faults:{self.seed}")  # noqa: S311 - a simulation
 
-    def draw(self) -> FaultKind | None:
-        """The fault (at most one) to apply to the next reply; one RNG draw per configured kind, fixed order."""
+    def draw(self, *, nonsense: bool = False) -> FaultKind | None:
+        """The fault (at most one) to apply to the next reply; one RNG draw per configured kind, fixed order.
+        NONSENSE is only chosen where it applies (`nonsense`: an analog reply the responder can falsify)."""
         chosen: FaultKind | None = None
         for kind in FaultKind:
             p = self.plan.probabilities.get(kind, 0.0)
             if p <= 0:
                 continue
             hit = self.rng.random() < p
-            if hit and chosen is None:
+            if hit and chosen is None and (nonsense or kind is not FaultKind.NONSENSE):
                 chosen = kind
         if chosen is not None:
             self.count(chosen)
@@ -187,6 +208,12 @@ class FaultInjector:
     def truncate(self, frame: bytes) -> bytes:
         """The frame cut somewhere before its EOI."""
         return frame[: self.rng.randrange(1, len(frame) - 1)]
+
+    def nonsense(self) -> Nonsense:
+        """Which implausible value the next nonsense reply carries (counted as `nonsense_<kind>`)."""
+        kind = self.rng.choice(list(Nonsense))
+        self.count(f"nonsense_{kind}")
+        return kind
 
     def garbage(self) -> bytes:
         """Line noise: bytes that are neither SOI nor EOI."""

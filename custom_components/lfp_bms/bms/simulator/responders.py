@@ -18,6 +18,7 @@ inconsistent, MOSFET rules of §1.9.7) → RTN 09; a request with another VER �
 detector learns the VER from the reply, §1.11); another CID1 → silence.
 """
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,8 +28,9 @@ from .. import family20 as f20
 from .. import pace
 from .. import pace_params as pp
 from ..driver import ALL_PACKS, ProtocolName
-from ..frame import Frame, FrameError, Rtn, encode_frame
+from ..frame import Frame, FrameError, Rtn, decode_frame, encode_frame
 from ..models import IDLE_CURRENT_A, Condition, PackAnalog, PackStatus
+from .faults import Nonsense
 from .physics import Cluster, HistoryRecord, PackModel, ProtectionSettings
 
 
@@ -118,6 +120,14 @@ class Responder(ABC):
     def handle(self, request: Frame, target: Target) -> bytes | None:
         """INFO of an RTN 00 reply, None for silence; raise RequestRefusedError for a refusal."""
 
+    def falsifies(self, request: Frame) -> bool:
+        """Whether `nonsense` can falsify the reply to `request` (the nonsense fault applies only there)."""
+        return False
+
+    def nonsense(self, request: Frame, reply: bytes, kind: Nonsense, rng: random.Random) -> bytes:
+        """The reply with one implausible value of `kind` in one pack record, checksum-valid."""
+        raise NotImplementedError
+
     # -- shared helpers
 
     def selected_packs(self, target: Target, command: int) -> list[PackModel] | None:
@@ -192,6 +202,22 @@ class PaceResponder(Responder):
         raise RequestRefusedError(Rtn.CID2_INVALID)
 
     # -- 0x42 / 0x44
+
+    def falsifies(self, request: Frame) -> bool:
+        return request.cid2 == pace.Cid2.ANALOG
+
+    def nonsense(self, request: Frame, reply: bytes, kind: Nonsense, rng: random.Random) -> bytes:
+        frame = decode_frame(reply)
+        if frame.rtn != Rtn.OK:
+            return reply
+        command = request.info[0] if request.info else ALL_PACKS
+        records = pace.decode_analog_info(frame.info, frame.adr, command)
+        present = [i for i, record in enumerate(records) if not record.absent]
+        if not present:
+            return reply
+        index = rng.choice(present)
+        records[index] = _falsify(records[index], kind, rng)
+        return encode_frame(frame.ver, frame.adr, frame.cid1, frame.rtn, pace.encode_analog_info(records, command))
 
     def wire_analog(self, pack: PackModel, address: int) -> PackAnalog:
         """The PackAnalog exactly as the 0x42 decoder will rebuild it from our bytes (tail variant included)."""
@@ -311,6 +337,29 @@ class PaceResponder(Responder):
             raise RequestRefusedError(Rtn.OPERATION_REFUSED)
         self.only_master(target).reboot(self.cluster.time_s)
         return b""
+
+
+def _falsify(record: PackAnalog, kind: Nonsense, rng: random.Random) -> PackAnalog:
+    """One implausible value in a decoded 0x42 record, as the wire carries it (0xFFFF, 0xFF, 0, s16 maximum)."""
+    match kind:
+        case Nonsense.TEMPERATURE:
+            temps = list(record.temperatures_c)
+            temps[rng.randrange(len(temps))] = pace.temperature_c(0xFFFF)
+            return replace(record, temperatures_c=tuple(temps))
+        case Nonsense.SOC:
+            if record.tail:
+                return replace(record, tail=b"\xff" + record.tail[1:])
+            return replace(record, remaining_ah=655.35)
+        case Nonsense.CELL:
+            cells = list(record.cell_voltages_mv)
+            cells[rng.randrange(len(cells))] = 0xFFFF
+            return replace(record, cell_voltages_mv=tuple(cells))
+        case Nonsense.PACK_ZERO:
+            return replace(record, voltage_v=0.0)
+        case Nonsense.POWER:
+            return replace(record, current_a=327.67, voltage_v=65.535)
+        case Nonsense.CURRENT:
+            return replace(record, current_a=-327.68)
 
 
 def pace_tail(pack: PackModel, analog: PackAnalog) -> bytes:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from ..driver import ProtocolName
-from ..frame import FrameError, decode_frame, encode_frame, split_frames
+from ..frame import Frame, FrameError, decode_frame, encode_frame, split_frames
 from .faults import FaultInjector, FaultKind, FaultPlan
 from .modbus import MODBUS_PROTOCOLS, ModbusResponder, make_modbus_responder, readdressed, split_requests
 from .physics import Cluster, PackSpec, PhysicsConfig, Profile
@@ -363,6 +363,7 @@ class Simulator:
                 self.injector.count("asleep")  # the request only wakes the BMS
                 self.stats.unanswered += 1
                 return True
+        falsifiable: Frame | None = None
         if self.modbus is not None:
             reply = self.modbus.respond_raw(raw)  # split_requests passed only CRC-valid requests
         else:
@@ -372,14 +373,16 @@ class Simulator:
                 self.stats.unanswered += 1
                 return True  # a garbled request gets no answer
             raw, reply = request.raw, self.responder.respond(request)
+            falsifiable = request if self.responder.falsifies(request) else None
         if reply is None:
             self.stats.unanswered += 1
             return True
-        await self._send(channel, raw, reply)
+        await self._send(channel, raw, reply, falsifiable)
         return True
 
-    async def _send(self, channel: _Channel, request: bytes, reply: bytes) -> None:
-        fault = self.injector.draw()
+    async def _send(self, channel: _Channel, request: bytes, reply: bytes, falsifiable: Frame | None = None) -> None:
+        """Send `reply` with the fault drawn for it; `falsifiable`: the request, when the nonsense fault applies."""
+        fault = self.injector.draw(nonsense=falsifiable is not None)
         if fault is FaultKind.DROP:
             self.stats.unanswered += 1
             return
@@ -399,6 +402,9 @@ class Simulator:
                 out = self.injector.garbage() + reply
             case FaultKind.WRONG_ADDR if self.modbus is not None:
                 out = logged = readdressed(reply)
+            case FaultKind.NONSENSE if falsifiable is not None:
+                kind = self.injector.nonsense()
+                out = logged = self.responder.nonsense(falsifiable, reply, kind, self.injector.rng)
             case FaultKind.WRONG_ADDR:
                 frame = decode_frame(reply)
                 out = logged = encode_frame(frame.ver, (frame.adr + 1) & 0xFF, frame.cid1, frame.cid2, frame.info)
