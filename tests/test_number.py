@@ -128,3 +128,20 @@ async def test_invalid_value_never_reaches_the_bms(
     assert writes(simulator, CellOverVoltage.write_cid2) == 0
     assert simulator.cluster.pack(1).settings == before
     assert float(state_of(hass, CELL_OV.format("protection"))) == pytest.approx(3.7)
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+@pytest.mark.parametrize(("value", "translation_key"), [(float("nan"), "not_finite"), (float("inf"), None)])
+async def test_set_value_not_finite(
+    hass: HomeAssistant, simulator: Simulator, value: float, translation_key: str | None
+) -> None:
+    """Issue 17: NaN passed HA's range check and reached the library (ValueError). Now a translated validation
+    error; ∞ is already caught by HA's range check. Nothing is sent either way."""
+    await setup_entry(hass, simulator, CONTROL)
+    simulator.sent.clear()
+    with pytest.raises(ServiceValidationError) as invalid:
+        await set_value(hass, CELL_OV.format("alarm"), value)
+    if translation_key is not None:
+        assert invalid.value.translation_key == translation_key
+        assert "Nothing was sent to the battery" in str(invalid.value)
+    assert not simulator.sent

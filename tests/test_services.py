@@ -4,9 +4,10 @@ validation before sending, pack targeting by device."""
 from datetime import datetime
 from typing import Any
 
+import probatio
 import pytest
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 
 from custom_components.lfp_bms.bms.frame import decode_frame
@@ -138,8 +139,14 @@ async def test_raw_command(hass: HomeAssistant, simulator: Simulator) -> None:
     hass.config_entries.async_update_entry(entry, options=CONTROL)
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    reply = await call(hass, "raw_command", {"device_id": device_id, "cid2": Cid2.SHUTDOWN, "info": "02"})
-    assert reply == {"address": 1, "rtn": 0x09, "info": ""}
+    # Issue 17: a refusal (RTN 09) came back as a result. It is an error now, unless the caller asks for the RTN.
+    with pytest.raises(HomeAssistantError) as refused:
+        await call(hass, "raw_command", {"device_id": device_id, "cid2": Cid2.SHUTDOWN, "info": "02"})
+    assert refused.value.translation_key == "raw_command_refused"
+    assert refused.value.translation_placeholders == {"address": "1", "cid2": "0x9C", "rtn": "0x09"}
+    assert "0x09" in str(refused.value)
+    data = {"device_id": device_id, "cid2": Cid2.SHUTDOWN, "info": "02", "return_refusal": True}
+    assert await call(hass, "raw_command", data) == {"address": 1, "rtn": 0x09, "info": ""}
 
 
 async def test_targets(hass: HomeAssistant, simulator: Simulator) -> None:
@@ -152,3 +159,65 @@ async def test_targets(hass: HomeAssistant, simulator: Simulator) -> None:
     with pytest.raises(ServiceValidationError) as not_pack:
         await call(hass, "read_parameters", {"device_id": hub})
     assert not_pack.value.translation_key == "not_a_pack"
+
+
+#: Issue 17: numbers the library got raw (ValueError, OverflowError), each now a translated validation error.
+BAD_VALUES = {
+    "NaN": ("cell_overvoltage", {"alarm_v": "nan"}, "not_finite"),
+    "NaN number": ("cell_overvoltage", {"alarm_v": float("nan")}, "not_finite"),
+    "infinity on an integer field": ("charge_overcurrent", {"alarm_a": "inf"}, "not_finite"),
+    "1e400": ("sleep", {"delay_min": "1e400"}, "not_finite"),
+    "-infinity": ("mosfet_overtemperature", {"alarm_c": float("-inf")}, "not_finite"),
+    "above the range": ("cell_overvoltage", {"alarm_v": 9.0}, "out_of_range"),
+    "below the range": ("limiter_start_current", {"current_a": 1}, "out_of_range"),
+}
+
+
+@pytest.mark.parametrize(("group", "values", "key"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+async def test_write_parameters_validates_every_number(
+    hass: HomeAssistant, simulator: Simulator, group: str, values: dict[str, Any], key: str
+) -> None:
+    """Not finite or out of the field's range: a translated validation error naming the field, nothing sent."""
+    await setup_entry(hass, simulator, CONTROL)
+    simulator.sent.clear()
+    with pytest.raises(ServiceValidationError) as invalid:
+        await call(hass, "write_parameters", {"device_id": pack_device(hass, 1), "group": group, "values": values})
+    assert invalid.value.translation_key == key
+    assert invalid.value.translation_placeholders is not None
+    assert invalid.value.translation_placeholders["field"] == next(iter(values))
+    assert "Nothing was sent" in str(invalid.value)
+    assert not simulator.sent
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "1999-12-31 23:59:59",  # issue 17: ValueError
+        "2300-01-01 00:00:00",  # issue 17: ValueError
+        "2256-01-01 00:00:00",
+        "0001-01-01T00:00:00+14:00",  # before year 1 in Home Assistant's zone: OverflowError
+    ],
+)
+async def test_set_clock_outside_the_bms_clock(hass: HomeAssistant, simulator: Simulator, moment: str) -> None:
+    """The PACE clock holds 2000-2255 (year − 2000 in one byte): anything else is a translated error, unsent."""
+    await setup_entry(hass, simulator, CONTROL)
+    simulator.sent.clear()
+    with pytest.raises(ServiceValidationError) as invalid:
+        await call(hass, "set_clock", {"device_id": pack_device(hass, 1), "datetime": moment}, response=False)
+    assert invalid.value.translation_key == "clock_out_of_range"
+    assert "2000-01-01 00:00:00" in str(invalid.value)
+    assert "2255-12-31 23:59:59" in str(invalid.value)
+    assert not simulator.sent
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "1e400", -1])
+async def test_integer_fields_reject_any_non_integer(hass: HomeAssistant, simulator: Simulator, value: Any) -> None:
+    """read_history's count/start and raw_command's CID2: the schema refuses NaN, ∞ and out-of-range values (an
+    invalid-input error, never ValueError/OverflowError from the library), and nothing is sent."""
+    await setup_entry(hass, simulator)
+    device_id = pack_device(hass, 1)
+    simulator.sent.clear()
+    for service, field in (("read_history", "count"), ("read_history", "start"), ("raw_command", "cid2")):
+        with pytest.raises(probatio.Invalid):
+            await call(hass, service, {"device_id": device_id, field: value})
+    assert not simulator.sent

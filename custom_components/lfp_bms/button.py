@@ -10,7 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .bms.control import PaceControl
-from .control_entity import LfpBmsControlEntity, control_addresses, run_control
+from .control_entity import LfpBmsControlEntity, bms_clock_time, control_addresses, run_control
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
 PARALLEL_UPDATES = 1
@@ -29,7 +29,7 @@ async def _shutdown(coordinator: LfpBmsCoordinator, control: PaceControl, addres
 
 async def _sync_clock(coordinator: LfpBmsCoordinator, control: PaceControl, address: int) -> None:
     """Set the pack's clock to Home Assistant's local time and keep the clock read back."""
-    await control.set_clock(address, dt_util.now().replace(tzinfo=None))
+    await control.set_clock(address, bms_clock_time(dt_util.now()))
     await coordinator.async_read_clock(control, address)
     coordinator.async_update_listeners()
 

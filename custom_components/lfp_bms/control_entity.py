@@ -6,7 +6,8 @@ Home Assistant errors here: bad input → ServiceValidationError (nothing was se
 read-back → HomeAssistantError naming the reason.
 """
 
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from .bms.control import CommandNotAllowedError, ControlRefusedError, PaceContro
 from .bms.frame import BmsError
 from .bms.modbus.control import PaceModbusControl
 from .bms.models import ClusterState, PackStatus
+from .bms.pace import CLOCK_MAX, CLOCK_MIN
 from .bms.pace_params import ParameterError, ParameterGroup
 from .const import DOMAIN
 from .coordinator import BankData, LfpBmsCoordinator
@@ -71,6 +73,53 @@ def require_control(coordinator: LfpBmsCoordinator, *, write: bool) -> PaceContr
             translation_placeholders={"title": coordinator.config_entry.title},
         )
     return coordinator.control
+
+
+def validate_values(group_type: type[ParameterGroup], values: Mapping[str, float]) -> None:
+    """Every number finite and within its field's documented range, before the library sees it. Step and the
+    group's order rules are the library's (they need the other fields); an unknown field is named there too."""
+    for name, value in values.items():
+        spec = group_type.specs.get(name)
+        if spec is None:
+            continue
+        if not math.isfinite(value):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="not_finite",
+                translation_placeholders={"field": name, "value": str(value)},
+            )
+        if not spec.minimum <= value <= spec.maximum:
+            unit = f" {spec.unit}" if spec.unit else ""
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="out_of_range",
+                translation_placeholders={
+                    "field": name,
+                    "value": f"{value:g}{unit}",
+                    "minimum": f"{spec.minimum:g}{unit}",
+                    "maximum": f"{spec.maximum:g}{unit}",
+                },
+            )
+
+
+def bms_clock_time(moment: datetime) -> datetime:
+    """`moment` as the BMS keeps it (Home Assistant's local time without a zone); a translated error when the PACE
+    clock cannot hold it (the year travels as year - 2000 in one byte)."""
+    try:
+        local: datetime | None = dt_util.as_local(moment).replace(tzinfo=None)
+    except OverflowError:  # the zone change leaves datetime's range (year 1 or 9999)
+        local = None
+    if local is None or not CLOCK_MIN <= local <= CLOCK_MAX:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="clock_out_of_range",
+            translation_placeholders={
+                "datetime": moment.isoformat(sep=" "),
+                "earliest": str(CLOCK_MIN),
+                "latest": str(CLOCK_MAX),
+            },
+        )
+    return local
 
 
 async def run_control[T](address: int, operation: Awaitable[T]) -> T:

@@ -22,7 +22,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .bms.control import GROUPS, PaceControl
 from .bms.pace_params import FieldSpec, ParameterGroup, ProtocolSelection
-from .control_entity import LfpBmsControlEntity, parameter_addresses, parameter_control, set_parameter_group
+from .control_entity import (
+    LfpBmsControlEntity,
+    parameter_addresses,
+    parameter_control,
+    set_parameter_group,
+    validate_values,
+)
 from .coordinator import LfpBmsConfigEntry, LfpBmsCoordinator
 
 PARALLEL_UPDATES = 1
@@ -118,6 +124,8 @@ class ParameterNumber(LfpBmsControlEntity, NumberEntity):
     async def async_set_native_value(self, value: float) -> None:
         """Validate the whole group with the new value, write it and show the value read back."""
         description = self.entity_description
+        # HA's range check lets NaN through (every comparison with it is false).
+        validate_values(description.group, {description.field: value})
         control = parameter_control(self.coordinator)
         assert control is not None  # the entity exists only with one
         group = await self._run(control.write_values(self.address, description.group, {description.field: value}))

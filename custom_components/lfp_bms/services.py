@@ -10,7 +10,7 @@ from typing import Any
 
 import probatio
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import service
@@ -19,7 +19,7 @@ from homeassistant.util import dt as dt_util
 from .bms.control import GROUP_NAMES, GROUPS, MAX_HISTORY_RECORDS, READ_CID2S, group_values
 from .bms.pace import HistoryRecord
 from .const import DOMAIN
-from .control_entity import require_control, run_control, set_parameter_group
+from .control_entity import bms_clock_time, require_control, run_control, set_parameter_group, validate_values
 from .coordinator import LfpBmsCoordinator
 from .entity import pack_identifier
 
@@ -31,6 +31,7 @@ ATTR_START = "start"
 ATTR_DATETIME = "datetime"
 ATTR_CID2 = "cid2"
 ATTR_INFO = "info"
+ATTR_RETURN_REFUSAL = "return_refusal"
 
 #: Records one read_history call may return (each is one exchange on a slow link).
 MAX_SERVICE_HISTORY = min(50, MAX_HISTORY_RECORDS)
@@ -61,6 +62,7 @@ RAW_COMMAND_SCHEMA = probatio.Schema(
         **_DEVICE,
         probatio.Required(ATTR_CID2): probatio.All(probatio.Coerce(int), probatio.Range(min=0, max=0xFF)),
         probatio.Optional(ATTR_INFO, default=""): probatio.All(cv.string, probatio.Match(r"^([0-9A-Fa-f]{2})*$")),
+        probatio.Optional(ATTR_RETURN_REFUSAL, default=False): cv.boolean,
     }
 )
 
@@ -112,6 +114,7 @@ async def _write_parameters(call: ServiceCall) -> ServiceResponse:
     coordinator, address = _target(call.hass, call)
     control = require_control(coordinator, write=True)
     group_type = GROUPS[call.data[ATTR_GROUP]]
+    validate_values(group_type, call.data[ATTR_VALUES])
     group = await run_control(address, control.write_values(address, group_type, call.data[ATTR_VALUES]))
     set_parameter_group(coordinator, address, group)
     values: dict[str, Any] = group_values(group)
@@ -135,8 +138,7 @@ async def _set_clock(call: ServiceCall) -> None:
         moment = dt_util.now()
     elif moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt_util.get_default_time_zone())
-    # The BMS keeps Home Assistant's local time without a zone.
-    await run_control(address, control.set_clock(address, dt_util.as_local(moment).replace(tzinfo=None)))
+    await run_control(address, control.set_clock(address, bms_clock_time(moment)))
     await coordinator.async_read_clock(control, address)
     coordinator.async_update_listeners()
 
@@ -150,6 +152,12 @@ async def _raw_command(call: ServiceCall) -> ServiceResponse:
     reply = await run_control(
         address, control.raw_command(address, cid2, info, allow_write=coordinator.control_allowed)
     )
+    if reply.rtn != 0 and not call.data[ATTR_RETURN_REFUSAL]:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="raw_command_refused",
+            translation_placeholders={"address": str(address), "cid2": f"0x{cid2:02X}", "rtn": f"0x{reply.rtn:02X}"},
+        )
     return {"address": address, "rtn": reply.rtn, "info": reply.info.hex().upper()}
 
 

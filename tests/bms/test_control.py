@@ -24,17 +24,19 @@ from custom_components.lfp_bms.bms.control import (
 from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.frame import Frame, decode_frame
 from custom_components.lfp_bms.bms.models import IDLE_CURRENT_A
-from custom_components.lfp_bms.bms.pace import Cid2, PaceDriver
+from custom_components.lfp_bms.bms.pace import CLOCK_MAX, CLOCK_MIN, Cid2, PaceDriver
 from custom_components.lfp_bms.bms.pace_params import (
     CAN_PROTOCOLS,
     PARAMETER_GROUPS,
     CellOverVoltage,
     ChargeDischargeUnderTemperature,
+    ChargeOverCurrent,
     DischargeOverCurrent1,
     LimiterStartCurrent,
     ParameterError,
     ProtocolSelection,
     ShortCircuit,
+    Sleep,
 )
 from custom_components.lfp_bms.bms.simulator import ConstantProfile, Simulator, SimulatorConfig, responders
 from custom_components.lfp_bms.bms.transport import SerialLink
@@ -227,6 +229,12 @@ async def test_discharge_overcurrent_sign_round_trips() -> None:
         (ShortCircuit, {"delay_us": 310}, "off_step", "delay_us"),
         (LimiterStartCurrent, {"current_a": 50.5}, "off_step", "current_a"),
         (CellOverVoltage, {"lead": 2}, "unknown_field", "lead"),
+        # Issue 17: NaN reached the encoder (ValueError), ∞ on an integer field round() (OverflowError).
+        (CellOverVoltage, {"alarm_v": float("nan")}, "not_finite", "alarm_v"),
+        (CellOverVoltage, {"protect_v": float("inf")}, "not_finite", "protect_v"),
+        (ChargeOverCurrent, {"alarm_a": float("inf")}, "not_finite", "alarm_a"),
+        (Sleep, {"delay_min": float("-inf")}, "not_finite", "delay_min"),
+        (LimiterStartCurrent, {"current_a": float("nan")}, "not_finite", "current_a"),
     ],
 )
 async def test_invalid_values_are_rejected_before_sending(
@@ -330,6 +338,19 @@ async def test_clock_set_and_read_back() -> None:
         assert await control.set_clock(1, moment) == moment
         sim.advance(60)
         assert (await control.read_clock(1) - moment).total_seconds() == pytest.approx(60, abs=1)
+
+
+@pytest.mark.parametrize("moment", [datetime(1999, 12, 31, 23, 59, 59), datetime(2256, 1, 1), datetime(2300, 6, 1)])
+async def test_clock_outside_its_encoding_is_refused_before_sending(moment: datetime) -> None:
+    """Issue 17: year 1999 or 2300 raised ValueError from the encoder. The PACE clock carries the year as
+    year − 2000 in one byte (2000-2255): anything else is a ParameterError and nothing is sent."""
+    async with controlled(packs=1) as (sim, control):
+        with pytest.raises(ParameterError) as invalid:
+            await control.set_clock(1, moment)
+        assert invalid.value.reason == "wire_range"
+        assert requests_with(sim, Cid2.WRITE_CLOCK) == []
+        assert await control.set_clock(1, CLOCK_MAX) == CLOCK_MAX  # the bounds themselves are fine
+        assert await control.set_clock(1, CLOCK_MIN) == CLOCK_MIN
 
 
 async def test_history_is_bounded_and_decoded() -> None:

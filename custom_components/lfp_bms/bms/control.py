@@ -7,6 +7,7 @@ Parameter groups are read, changed, validated as a whole (pace_params validate) 
 """
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -18,6 +19,8 @@ from .driver import Strategy
 from .frame import BmsError, Frame, Rtn, RtnError
 from .models import PackStatus
 from .pace import (
+    CLOCK_MAX,
+    CLOCK_MIN,
     Cid2,
     HistoryRecord,
     PaceDriver,
@@ -177,6 +180,8 @@ def _coerce(group_type: type[ParameterGroup], values: Mapping[str, float]) -> di
     for name, value in values.items():
         if name not in group_type.specs:
             raise ParameterError("unknown_field", name, f"{group_type.__name__} has no settable field {name!r}")
+        if not math.isfinite(value):
+            raise ParameterError("not_finite", name, f"{value} is not a finite number")
         if kinds[name] is int:
             if float(value) != round(float(value)):
                 raise ParameterError("off_step", name, f"{value} is not a whole number")
@@ -353,6 +358,10 @@ class PaceControl:
         """Set the BMS clock to `moment` (naive local time, whole seconds) and return the clock read back."""
         adr = self.client.check_writable(address)
         moment = moment.replace(microsecond=0, tzinfo=None)
+        if not CLOCK_MIN <= moment <= CLOCK_MAX:
+            raise ParameterError(
+                "wire_range", "datetime", f"{moment} is outside the BMS clock ({CLOCK_MIN}..{CLOCK_MAX})"
+            )
         async with self.client.lock:
             before = await self.read_clock(address)
             try:

@@ -723,6 +723,11 @@ def decode_mos_reply(frame: Frame) -> int:
     return _exact(frame.check_rtn().info, 1, "0x9A/0x9B")[0]
 
 
+#: The BMS clock's range: the year travels as year - 2000 in one byte.
+CLOCK_MIN = datetime(2000, 1, 1)
+CLOCK_MAX = datetime(2255, 12, 31, 23, 59, 59)
+
+
 def decode_clock(info: bytes) -> datetime:
     """0xB1 reply (and 0xB2 request): year - 2000, month, day, hour, minute, second, binary."""
     year, month, day, hour, minute, second = _exact(info, 6, "clock")

@@ -22,7 +22,7 @@ class ParameterError(BmsError):
     """A parameter value the BMS would not accept; `reason` is a machine-readable key, `field` the field name.
 
     Reasons: below_minimum, above_maximum, off_step, order (inconsistent with another field of the group),
-    wire_range (cannot be encoded at all).
+    wire_range (cannot be encoded at all), not_finite (NaN or an infinity).
     """
 
     def __init__(self, reason: str, field: str, message: str) -> None:
