@@ -31,6 +31,8 @@ from custom_components.lfp_bms.bms.simulator.can_bus import CanSimulator, CanSim
 from custom_components.lfp_bms.can_coordinator import LfpCanCoordinator
 from custom_components.lfp_bms.const import CONF_SCAN_INTERVAL, DOMAIN, IMPLAUSIBLE_REPAIR_READINGS
 from custom_components.lfp_bms.coordinator import CLUSTER, LfpBmsCoordinator, implausible_issue_id
+from custom_components.lfp_bms.entity import device_base
+from custom_components.lfp_bms.migrate import MINOR_VERSION, VERSION
 
 from .common import setup_entry
 
@@ -64,7 +66,7 @@ def pack_states(hass: HomeAssistant, entry: MockConfigEntry, address: int) -> di
     registry = er.async_get(hass)
     states = {}
     for key in ("voltage", "current", "soc", "power", "max_temperature"):
-        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_{address}_{key}")
+        entity_id = registry.async_get_entity_id("sensor", DOMAIN, f"{device_base(entry)}_{address}_{key}")
         if entity_id is None:
             continue
         state = hass.states.get(entity_id)
@@ -190,7 +192,7 @@ async def can_sim(socket_enabled: None) -> AsyncGenerator[CanSimulator]:
 
 
 def can_state(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_{key}")
+    entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{device_base(entry)}_{key}")
     assert entity_id is not None
     state = hass.states.get(entity_id)
     assert state is not None
@@ -204,7 +206,8 @@ async def test_can_implausible_state_is_not_published(hass: HomeAssistant, can_s
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="PYLON CAN",
-        unique_id="can_plausibility",
+        version=VERSION,
+        minor_version=MINOR_VERSION,
         data={"link": "can", "interface": "virtual", "channel": can_sim.config.virtual_channel, "bitrate": 500000},
     )
     entry.add_to_hass(hass)

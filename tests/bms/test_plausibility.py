@@ -30,7 +30,7 @@ from .test_fuzz import capture_frames
 
 BOUNDED = settings(max_examples=200, deadline=None)
 
-#: captures.md A.1 #2: a Jakiper JK48V100 at 52.429 V, −2.25 A, 48.19 of 103.46 Ah (design 100 Ah).
+#: tests/data/captures.md A.1 #2: a Jakiper JK48V100 at 52.429 V, −2.25 A, 48.19 of 103.46 Ah (design 100 Ah).
 CAPTURED = (
     "~25014600F07A0001100CC70CC80CC70CC70CC70CC50CC60CC70CC70CC60CC70CC60CC60CC70CC60CC7060B9B0B990B990B990BB30BBC"
     "FF1FCCCD12D303286A008C2710E1E4\r"

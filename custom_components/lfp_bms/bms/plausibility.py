@@ -7,17 +7,17 @@ fails these checks is treated like a corrupt frame by the client: asked for agai
 
 The limits are deliberately wide (they must never reject a real pack) and come from:
 
-* cells 0.5-5 V: any lithium cell, deeply discharged to overcharged (LFP works at 2.5-3.65 V, the manuals'
-  cell under/over-voltage protections are 2.5 and 3.7 V, captures.md A.4);
+* cells 0.5-5 V: any lithium cell, deeply discharged to overcharged (LFP works at 2.5-3.65 V; the captured pack's
+  cell under/over-voltage protections are 2.5 and 3.7 V, tests/data/captures.md A.4);
 * pack voltage: the cells' sum within PACK_SUM_TOLERANCE (the BMS measures it separately; the captures agree to
-  0.3 %, protocol.md §1.11 item 7 names this check) and within cells × the cell limits;
-* temperatures -40..+120 °C: below any storage limit of the manuals (-20 °C) and above the highest protection a
-  PACE BMS can be set to (MOSFET over-temperature, 120 °C, protocol.md §1.9.12);
+  0.3 %, docs/protocol.md §1.11 item 7 names this check) and within cells × the cell limits;
+* temperatures -40..+120 °C: below any storage limit of the manuals (-20 °C, docs/protocol.md §6 item 8) and above
+  the highest protection a PACE BMS can be set to (MOSFET over-temperature, 120 °C, docs/protocol.md §1.9.12);
 * SOC and SOH 0-100 %;
-* capacities: remaining <= full × REMAINING_MARGIN, full <= design × FULL_MARGIN (full can exceed design: 317.64
-  vs 290 Ah in a capture, protocol.md §1.9.2);
+* capacities: remaining <= full × REMAINING_MARGIN, full <= design × FULL_MARGIN (full capacity can exceed design,
+  docs/protocol.md §1.9.2; 317.64 vs 290 Ah in one broadcast);
 * current: within the rated peak current × CURRENT_MARGIN. The manuals rate a 100 Ah pack at 100 A continuous and
-  120-200 A for 15 s (seeds 000/001), i.e. PEAK_C_RATE = 2 C of the pack's capacity.
+  120-200 A for 15 s (docs/protocol.md §6 item 8), i.e. PEAK_C_RATE = 2 C of the pack's capacity.
 
 This module is pure: no I/O, no logging.
 """
@@ -43,10 +43,10 @@ PEAK_C_RATE = 2.0
 CURRENT_MARGIN = 1.5
 #: Capacity assumed when a record reports none (the manuals' pack is 100 Ah).
 DEFAULT_CAPACITY_AH = 100.0
-#: Highest cell voltage an LFP pack reaches under charge: the cell over-voltage protection (captures.md A.4, 3.70 V).
+#: Highest cell voltage an LFP pack reaches under charge: its cell over-voltage protection (tests/data/captures.md A.4).
 #: Only the energy bound uses it; the plausibility check allows any lithium cell.
 LFP_CELL_MAX_V = 3.7
-#: LV CAN (protocol.md §3) serves 48 V batteries; the library reads packs of 8 to 16 cells.
+#: LV CAN (docs/protocol.md §3) serves 48 V batteries; the library reads packs of 8 to 16 cells.
 CAN_CELLS_MIN = 8
 CAN_CELLS_MAX = 16
 
