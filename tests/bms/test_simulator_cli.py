@@ -44,7 +44,7 @@ def test_bad_profile_is_an_argument_error(text: str) -> None:
 
 def test_bad_fault_spec_exits_2() -> None:
     with pytest.raises(SystemExit) as exit_info:
-        simulate_args("--faults", "nonsense=1")
+        simulate_args("--faults", "bogus=1")
     assert exit_info.value.code == 2
 
 

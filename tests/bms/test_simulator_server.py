@@ -256,6 +256,6 @@ async def test_cli_arguments() -> None:
     assert config.profile.current_at(90) == -5
     assert cli.parse_profile("sine:30").current_at(12 * 3600) == pytest.approx(30)
     with pytest.raises(SystemExit):
-        parser.parse_args(["--faults", "nonsense=1"])
+        parser.parse_args(["--faults", "bogus=1"])
     bad = parser.parse_args(["--packs", "17"])
     assert await cli.run(bad) == 2
