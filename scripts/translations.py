@@ -54,6 +54,70 @@ def _resolve(node: Any, own: dict[str, Any]) -> Any:
     return node
 
 
+class MessageFormatError(ValueError):
+    """A string that is not valid ICU MessageFormat (what Home Assistant's frontend formats strings with)."""
+
+
+def arguments(text: str) -> set[str]:
+    """Names of every placeholder in an ICU message, nested ones included: `{name}`, `{n, plural, one {# x} other
+    {# xs}}`, `{k, select, a {…} other {…}}`. Raises MessageFormatError on unbalanced braces or a plural/select
+    without an `other` case. Quoting follows ICU: an apostrophe only quotes when it precedes a brace."""
+    found: set[str] = set()
+    end = _message(text, 0, found, nested=False)
+    if end != len(text):
+        raise MessageFormatError(f"unexpected '}}' at {end} in {text!r}")
+    return found
+
+
+def _message(text: str, pos: int, found: set[str], *, nested: bool) -> int:
+    """Parse literal text and arguments up to an unmatched '}' (returned) or the end."""
+    while pos < len(text):
+        char = text[pos]
+        if char == "'" and pos + 1 < len(text) and text[pos + 1] in "{}":
+            close = text.find("'", pos + 1)
+            if close < 0:
+                raise MessageFormatError(f"unterminated quote in {text!r}")
+            pos = close + 1
+        elif char == "{":
+            pos = _argument(text, pos + 1, found)
+        elif char == "}":
+            return pos
+        else:
+            pos += 1
+    if nested:
+        raise MessageFormatError(f"missing '}}' in {text!r}")
+    return pos
+
+
+def _argument(text: str, pos: int, found: set[str]) -> int:
+    """Parse `name}` or `name, type, cases}` after a '{'; returns the position after the closing brace."""
+    match = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*([a-z]+)\s*)?([,}])").match(text, pos)
+    if match is None:
+        raise MessageFormatError(f"bad placeholder at {pos} in {text!r}")
+    name, kind, after = match.groups()
+    found.add(name)
+    pos = match.end()
+    if after == "}":
+        return pos
+    if kind not in ("plural", "select", "selectordinal"):
+        raise MessageFormatError(f"unsupported argument type {kind!r} in {text!r}")
+    cases: set[str] = set()
+    case = re.compile(r"\s*(=?[A-Za-z0-9_]+)\s*\{")
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos < len(text) and text[pos] == "}":
+            break
+        match = case.match(text, pos)
+        if match is None:
+            raise MessageFormatError(f"bad {kind} case at {pos} in {text!r}")
+        cases.add(match.group(1))
+        pos = _message(text, match.end(), found, nested=True) + 1
+    if "other" not in cases:
+        raise MessageFormatError(f"{kind} of {name!r} has no 'other' case in {text!r}")
+    return pos + 1
+
+
 def render() -> str:
     """The en.json text for the current strings.json."""
     own = json.loads((INTEGRATION / "strings.json").read_text())

@@ -2,6 +2,7 @@
 every step, error and abort, USB discovery, reconfigure and options."""
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager
@@ -13,15 +14,19 @@ import pytest
 from homeassistant.components.usb.models import USBDevice
 from homeassistant.components.usb.utils import usb_device_matches_matcher
 from homeassistant.config_entries import SOURCE_USB, SOURCE_USER, ConfigEntryState, ConfigFlowResult
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.data_entry_flow import EVENT_DATA_ENTRY_FLOW_PROGRESSED, FlowResultType
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 from homeassistant.loader import async_get_usb
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.lfp_bms import config_flow
+from custom_components.lfp_bms.bms.detect import detect
+from custom_components.lfp_bms.bms.driver import ProtocolName
+from custom_components.lfp_bms.bms.progress import DetectProgress, Stage
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import SerialLink
-from custom_components.lfp_bms.config_flow import PROTOCOL_LABELS, link_fields, network_url
+from custom_components.lfp_bms.config_flow import link_fields, network_url
 from custom_components.lfp_bms.const import (
     CONF_ALLOW_CONTROL,
     CONF_CELL_ENTITIES,
@@ -32,8 +37,14 @@ from custom_components.lfp_bms.const import (
     CONF_SERIAL,
     DOMAIN,
 )
+from scripts.translations import INTEGRATION, arguments
 
 from .common import entry_for
+
+#: The English texts, to check that every placeholder a text uses is given.
+STRINGS: dict[str, Any] = json.loads((INTEGRATION / "strings.json").read_text())
+#: The protocols by their vendors' names, as the user guide names them (what a homeowner reads instead of the id).
+VENDORS = {"pace25": "PACE", "pylon": "Pylontech", "seplos": "Seplos V2", "eg4": "EG4"}
 
 #: What a CH343 USB-RS485 adapter (Waveshare "USB TO RS485") reports.
 RS485_ADAPTER = {"vid": "1A86", "pid": "55D3", "manufacturer": "wch.cn", "description": "USB Single Serial RS485"}
@@ -110,7 +121,10 @@ async def submit_link(hass: HomeAssistant, flow_id: str, user_input: dict[str, A
     result = await hass.config_entries.flow.async_configure(flow_id, user_input)
     assert result["type"] is FlowResultType.SHOW_PROGRESS
     assert result["step_id"] == "detect"
-    assert result["progress_action"] == "detect"
+    # The text names the link being opened or probed (the first stage may already have begun).
+    assert result["progress_action"] in ("connect", "probe_baud")
+    assert result["description_placeholders"] is not None
+    assert result["description_placeholders"]["device"]
     await hass.async_block_till_done()
     return await hass.config_entries.flow.async_configure(flow_id)
 
@@ -153,9 +167,12 @@ async def test_user_flow_creates_entry(
     assert placeholders["model"] == master.model
     assert placeholders["serial"] == pack_serial(simulator, 1)
     assert placeholders["device"] == simulator.url
-    assert placeholders["protocol"] == "PACE 0x25 (ASCII)"
+    assert placeholders["protocol"] == "PACE"  # the protocol by its vendor's name, not the internal "pace25"
     assert placeholders["baudrate"] == "9600"
-    assert placeholders["strategy"] == "broadcast"
+    assert placeholders["reading"] == "broadcast"  # the text explains it: the master answers for all packs
+    assert placeholders["master"] == "1"
+    # Every placeholder the English text uses is given (no "{reading}" left raw in the dialog).
+    assert arguments(STRINGS["config"]["step"]["confirm"]["description"]) == set(placeholders)
 
     result = await create(hass, confirm)
     assert result["title"] == "Battery cluster"
@@ -172,23 +189,32 @@ async def test_user_flow_creates_entry(
 
 
 @pytest.mark.parametrize(
-    ("simulator", "packs", "link_mode"),
+    ("simulator", "packs", "link_mode", "reading"),
     [
-        ({"packs": 2}, 2, "rs232-master"),  # the console cable on the master, read by broadcast
-        ({"packs": 16}, 16, "rs232-master"),
-        ({"packs": 3, "link": "rs485"}, 3, "rs485"),
+        ({"packs": 2}, 2, "rs232-master", "broadcast"),  # the console cable on the master, read by broadcast
+        ({"packs": 16}, 16, "rs232-master", "broadcast"),
+        ({"packs": 3, "link": "rs485"}, 3, "rs485", None),
+        ({"packs": 1, "link": "rs485"}, 1, "rs485", "single"),  # one pack: nothing to explain about the others
     ],
     indirect=["simulator"],
 )
 async def test_pace_clusters(
-    hass: HomeAssistant, simulator: Simulator, mock_setup_entry: AsyncMock, packs: int, link_mode: str
+    hass: HomeAssistant,
+    simulator: Simulator,
+    mock_setup_entry: AsyncMock,
+    packs: int,
+    link_mode: str,
+    reading: str | None,
 ) -> None:
-    """Every pack of the cluster is found and stored, whatever its size and wiring."""
+    """Every pack of the cluster is found and stored, whatever its size and wiring; the confirm text says how
+    the packs are read."""
     assert simulator.config.link == link_mode
     confirm = await detect_then_confirm(hass, simulator)
     assert confirm["description_placeholders"] is not None
     assert confirm["description_placeholders"]["packs"] == str(packs)
     result = await create(hass, confirm)
+    # The text explains the way the packs are read that is stored (or that there is only one pack).
+    assert confirm["description_placeholders"]["reading"] == (reading or result["data"]["strategy"])
     assert result["data"]["addresses"] == simulator.addresses
     assert len(simulator.addresses) == packs
     assert result["result"].unique_id == pack_serial(simulator, 1)
@@ -213,7 +239,7 @@ async def test_other_protocols(hass: HomeAssistant, simulator: Simulator) -> Non
     confirm = await detect_then_confirm(hass, simulator)
     placeholders = confirm["description_placeholders"]
     assert placeholders is not None
-    assert placeholders["protocol"] == PROTOCOL_LABELS[simulator.config.protocol]
+    assert placeholders["protocol"] == VENDORS[simulator.config.protocol]
     result = await create(hass, confirm)
     await hass.async_block_till_done()
     data = result["data"]
@@ -468,6 +494,15 @@ async def test_reconfigure_serial(hass: HomeAssistant, simulator: Simulator, moc
     result = await submit_link(hass, result["flow_id"], {CONF_DEVICE: simulator.url})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
+    # The result says what answered on the new link, in our own text (not HA's bare "successful").
+    assert result.get("translation_domain") is None
+    assert result["description_placeholders"] == {
+        "protocol": "PACE",
+        "packs": "2",
+        "baudrate": "9600",
+        "device": simulator.url,
+    }
+    assert arguments(STRINGS["config"]["abort"]["reconfigure_successful"]) == set(result["description_placeholders"])
     assert entry.data[CONF_DEVICE] == simulator.url
     assert entry.unique_id == pack_serial(simulator, 1)
     assert len(hass.config_entries.async_entries(DOMAIN)) == 1
@@ -605,7 +640,8 @@ async def test_options_minimum_from_detection(hass: HomeAssistant, simulator: Si
     result = await hass.config_entries.options.async_configure(result["flow_id"], too_short)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_SCAN_INTERVAL: "interval_too_short"}
-    assert result["description_placeholders"] == {"minimum": str(minimum)}
+    assert result["description_placeholders"] == {"minimum": str(minimum), "maximum": "3600"}
+    assert arguments(STRINGS["options"]["error"]["interval_too_short"]) == {"minimum"}
     assert suggested(result) == too_short  # what the user typed stays
 
     coordinator_before = entry.runtime_data
@@ -636,6 +672,95 @@ async def test_options_defaults(hass: HomeAssistant, simulator: Simulator, mock_
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options[CONF_ALLOW_CONTROL] is False
     assert entry.options[CONF_SCAN_INTERVAL] == defaults[CONF_SCAN_INTERVAL]
+
+
+@pytest.mark.parametrize(
+    ("interval", "error"), [(1, "interval_too_short"), (0, "interval_too_short"), (3601, "interval_too_long")]
+)
+async def test_options_interval_out_of_range_says_the_limit(
+    hass: HomeAssistant, simulator: Simulator, mock_setup_entry: AsyncMock, interval: int, error: str
+) -> None:
+    """A poll interval of 1 s gets our error naming the minimum in seconds, not HA's generic "Value 1.0 is too
+    small" (the selector has no min/max of its own); above an hour likewise names the maximum."""
+    entry = await entry_for(simulator)
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {CONF_SCAN_INTERVAL: interval})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_SCAN_INTERVAL: error}
+    placeholders = result["description_placeholders"]
+    assert placeholders is not None
+    assert int(placeholders["minimum"]) >= 2  # the documented floor of the poll interval
+    assert placeholders["maximum"] == "3600"
+    assert arguments(STRINGS["options"]["error"][error]) <= set(placeholders)
+    assert entry.options == {}
+
+
+async def test_progress_names_each_stage_and_the_link(
+    hass: HomeAssistant, simulator: Simulator, mock_setup_entry: AsyncMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While detection runs, the dialog says what is being tried on which link ("Trying 9600 baud on
+    socket://…"), and the frontend is told to re-read the step at every stage. Detection is held at each stage
+    so that every text is seen."""
+    pace = ProtocolName.PACE25
+    stages = [
+        DetectProgress(stage=Stage.BAUD, baudrate=9600),
+        DetectProgress(stage=Stage.BAUD, baudrate=115200),
+        DetectProgress(stage=Stage.BAUD, baudrate=19200, modbus=True),
+        DetectProgress(stage=Stage.PROTOCOL, baudrate=115200, protocol=pace),
+        DetectProgress(stage=Stage.PACK_ADDRESSES, baudrate=115200, protocol=pace),
+        DetectProgress(stage=Stage.IDENTITY, baudrate=115200, protocol=pace, packs=2),
+        DetectProgress(stage=Stage.FIRST_READ, baudrate=115200, protocol=pace, packs=2),
+    ]
+    url = simulator.url
+    expected = [
+        ("probe_baud", {"device": url, "baudrate": "9600"}),
+        ("probe_baud", {"device": url, "baudrate": "115200"}),
+        ("probe_modbus", {"device": url, "baudrate": "19200"}),
+        ("find_packs", {"device": url, "baudrate": "115200", "protocol": "PACE"}),
+        ("find_packs", {"device": url, "baudrate": "115200", "protocol": "PACE"}),
+        ("read_identity", {"device": url, "baudrate": "115200", "protocol": "PACE", "packs": "2"}),
+        ("first_read", {"device": url, "baudrate": "115200", "protocol": "PACE", "packs": "2"}),
+    ]
+    reported = asyncio.Event()
+    proceed = asyncio.Event()
+
+    async def held_detect(link: SerialLink, *, progress: Any) -> Any:
+        for step in stages:
+            await proceed.wait()
+            proceed.clear()
+            progress(step)
+            reported.set()
+        await proceed.wait()
+        return await detect(link)
+
+    monkeypatch.setattr(config_flow, "detect", held_detect)
+    told: list[str] = []
+
+    @callback
+    def flow_changed(event: Event[dict[str, Any]]) -> None:
+        told.append(event.data["flow_id"])
+
+    hass.bus.async_listen(EVENT_DATA_ENTRY_FLOW_PROGRESSED, flow_changed)
+
+    result = await start_user_flow(hass, "serial")
+    flow_id = result["flow_id"]
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_DEVICE: url})
+    assert (result["progress_action"], result["description_placeholders"]) == ("connect", {"device": url})
+    for action, placeholders in expected:
+        told.clear()  # only what the stage itself fires counts, not what HA fired for our own re-read
+        proceed.set()
+        await reported.wait()  # (not async_block_till_done: that would wait for the held detection)
+        reported.clear()
+        assert told.count(flow_id) >= 1  # the frontend is told to re-read the step
+        shown = await hass.config_entries.flow.async_configure(flow_id)  # what the frontend's re-read gets
+        assert shown["type"] is FlowResultType.SHOW_PROGRESS
+        assert (shown["progress_action"], shown["description_placeholders"]) == (action, placeholders)
+        assert arguments(STRINGS["config"]["progress"][action]) <= set(placeholders)
+    proceed.set()
+    await hass.async_block_till_done()
+    result = await hass.config_entries.flow.async_configure(flow_id)
+    assert result["step_id"] == "confirm"
 
 
 # -- helpers of the flow -----------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ async def test_control_unsupported_off_pace(
     with pytest.raises(ServiceValidationError) as unsupported:
         await call(hass, "read_parameters", {"device_id": device_id(hass, entry, address)})
     assert unsupported.value.translation_key == "control_unsupported"
-    assert unsupported.value.translation_placeholders == {"protocol": "pylon"}
+    assert unsupported.value.translation_placeholders == {"protocol": "Pylontech"}
 
 
 async def test_write_on_a_dead_link(hass: HomeAssistant, simulator: Simulator) -> None:

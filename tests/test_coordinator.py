@@ -76,7 +76,7 @@ async def test_link_unplugged_and_restored(
 
     assert set(_states(hass, entry).values()) == {STATE_UNAVAILABLE}
     assert not coordinator.last_update_success
-    assert str(coordinator.last_exception).startswith("Error communicating with the battery cluster: ")
+    assert str(coordinator.last_exception).startswith("Cannot read the battery: ")
     issue = issue_registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_key == "link_down"

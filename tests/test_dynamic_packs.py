@@ -79,6 +79,9 @@ async def test_pack_joins_a_broadcast_group(
         assert _pack_entities(hass, entry, 3) == {}
         assert entry.data[CONF_ADDRESSES] == [1, 2]
         assert hass.states.get("sensor.battery_cluster_packs_online").state == "2"  # type: ignore[union-attr]
+        hub = device_registry.async_get_device_by_identifier((DOMAIN, str(entry.unique_id)), entry.entry_id)
+        assert hub is not None
+        assert hub.model == "PACE BMS, 2 packs"
 
         await _poll(hass, freezer)
 
@@ -91,6 +94,7 @@ async def test_pack_joins_a_broadcast_group(
         assert hub is not None
         assert pack_3 is not None
         assert pack_3.via_device_id == hub.id
+        assert hub.model == "PACE BMS, 3 packs"  # was "…, 2 packs" at setup
         entities = _pack_entities(hass, entry, 3)
         prefix = f"{device_base(entry)}_3_"
         assert entities.keys() >= {prefix + key for key in ("soc", "voltage", "alarm", "charging")}

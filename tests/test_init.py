@@ -2,8 +2,10 @@
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 
 from custom_components.lfp_bms.bms.simulator import Simulator
+from custom_components.lfp_bms.const import DOMAIN
 
 from .common import entry_for, setup_entry, state_of
 
@@ -15,6 +17,14 @@ async def test_setup_and_unload(hass: HomeAssistant, simulator: Simulator) -> No
     soc = hass.states.get("sensor.pack_1_battery")
     assert soc is not None
     assert 0 <= float(soc.state) <= 100
+    registry = dr.async_get(hass)
+    hub = registry.async_get_device_by_identifier((DOMAIN, str(entry.unique_id)), entry.entry_id)
+    pack_1 = registry.async_get_device_by_identifier((DOMAIN, f"{entry.unique_id}_1"), entry.entry_id)
+    assert hub is not None
+    assert pack_1 is not None
+    # The cluster's model says in words what it is; each pack keeps the model its BMS reports.
+    assert (hub.name, hub.model) == ("Battery cluster", "PACE BMS, 2 packs")
+    assert pack_1.model == simulator.cluster.pack(1).model
     link = entry.runtime_data.link
     open_before = link.is_open
     assert await hass.config_entries.async_unload(entry.entry_id)

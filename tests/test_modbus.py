@@ -77,10 +77,10 @@ def pack_entities(hass: HomeAssistant, entry_id: str) -> dict[str, list[str]]:
 async def test_pace_modbus_bus_of_eight_through_the_flow(hass: HomeAssistant, simulator: Simulator) -> None:
     """Detected as PACE Modbus with slave ids 1-8; every pack's sensors show the simulated BMS; energy counts."""
     placeholders, entry = await flow_setup(hass, simulator)
-    assert placeholders["protocol"] == "PACE Modbus RTU"
+    assert placeholders["protocol"] == "PACE Modbus"
     assert placeholders["packs"] == "8"
     assert placeholders["addresses"] == "1, 2, 3, 4, 5, 6, 7, 8"
-    assert placeholders["strategy"] == "bus"
+    assert placeholders["reading"] == "bus"  # every pack answers for itself
     assert entry.data[CONF_DEVICE] == simulator.url
     assert entry.data["protocol"] == "pace_modbus"
     simulator.cluster.profile = ConstantProfile(-20.0)
@@ -118,7 +118,7 @@ async def test_pace_modbus_bus_of_eight_through_the_flow(hass: HomeAssistant, si
 async def test_seplos_v3_bus_of_four_through_the_flow(hass: HomeAssistant, simulator: Simulator) -> None:
     """Detected as Seplos V3 with slave ids 0-3 by its factory name; sensors, SOC as sent, energy; read-only."""
     placeholders, entry = await flow_setup(hass, simulator, {CONF_ALLOW_CONTROL: True})
-    assert placeholders["protocol"] == "Seplos V3 (XZH Modbus RTU)"
+    assert placeholders["protocol"] == "Seplos V3"
     assert placeholders["addresses"] == "0, 1, 2, 3"
     assert placeholders["model"].startswith("SG16S")
     simulator.cluster.profile = ConstantProfile(25.0)

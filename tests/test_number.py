@@ -106,32 +106,70 @@ async def test_lowered_cell_ov_limit_raises_the_protection(hass: HomeAssistant, 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize(
-    ("field", "value", "translation_key"),
+    ("field", "value", "translation_key", "placeholders"),
     [
-        ("protection", 4.6, None),  # above the documented 4.5 V: HA's own range check
-        ("protection", 3.5, "invalid_parameter"),  # below the 3.60 V alarm
-        ("alarm", 3.555, "invalid_parameter"),  # off the 10 mV step
-        ("release", 3.65, "invalid_parameter"),  # release above the alarm
+        ("protection", 4.6, None, None),  # above the documented 4.5 V: HA's own range check
+        (
+            "protection",
+            3.5,  # below the 3.60 V alarm
+            "parameter_must_be_above",
+            {
+                "field": "Cell over-voltage protection",
+                "value": "3.5 V",
+                "other": "Cell over-voltage alarm",
+                "other_value": "3.6 V",
+            },
+        ),
+        (
+            "alarm",
+            3.555,  # off the 10 mV step
+            "parameter_off_step",
+            {"field": "Cell over-voltage alarm", "value": "3.555 V", "step": "0.01 V", "minimum": "2.5 V"},
+        ),
+        (
+            "release",
+            3.65,  # release above the alarm
+            "parameter_must_be_at_most",
+            {
+                "field": "Cell over-voltage release",
+                "value": "3.65 V",
+                "other": "Cell over-voltage alarm",
+                "other_value": "3.6 V",
+            },
+        ),
     ],
 )
 async def test_invalid_value_never_reaches_the_bms(
-    hass: HomeAssistant, simulator: Simulator, field: str, value: float, translation_key: str | None
+    hass: HomeAssistant,
+    simulator: Simulator,
+    field: str,
+    value: float,
+    translation_key: str | None,
+    placeholders: dict[str, str] | None,
 ) -> None:
-    """Range, step and order errors are ServiceValidationErrors; no 0xD0 write is sent and nothing changes."""
+    """Range, step and order errors are ServiceValidationErrors in words and units, naming the fields as their
+    entities are named; no 0xD0 write is sent and nothing changes."""
     await setup_entry(hass, simulator, CONTROL)
     before = simulator.cluster.pack(1).settings
     with pytest.raises(ServiceValidationError) as invalid:
         await set_value(hass, CELL_OV.format(field), value)
     if translation_key is not None:
         assert invalid.value.translation_key == translation_key
-        assert "Nothing was sent to the battery" in str(invalid.value)
+        assert invalid.value.translation_placeholders == placeholders
+        assert str(invalid.value).endswith("Nothing was sent to the battery")
+    if translation_key == "parameter_must_be_above":
+        # The issue's example, as a homeowner reads it (English).
+        assert str(invalid.value) == (
+            '"Cell over-voltage protection" (3.5 V) must be above "Cell over-voltage alarm" (3.6 V). '
+            "Nothing was sent to the battery"
+        )
     assert writes(simulator, CellOverVoltage.write_cid2) == 0
     assert simulator.cluster.pack(1).settings == before
     assert float(state_of(hass, CELL_OV.format("protection"))) == pytest.approx(3.7)
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
-@pytest.mark.parametrize(("value", "translation_key"), [(float("nan"), "not_finite"), (float("inf"), None)])
+@pytest.mark.parametrize(("value", "translation_key"), [(float("nan"), "parameter_not_finite"), (float("inf"), None)])
 async def test_set_value_not_finite(
     hass: HomeAssistant, simulator: Simulator, value: float, translation_key: str | None
 ) -> None:

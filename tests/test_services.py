@@ -92,11 +92,19 @@ async def test_write_parameters_validated_and_read_back(hass: HomeAssistant, sim
             "write_parameters",
             {"device_id": device_id, "group": "cell_overvoltage", "values": {"protect_v": 3.4}},
         )
-    assert invalid.value.translation_key == "invalid_parameter"
+    assert invalid.value.translation_key == "parameter_must_be_above"
+    assert invalid.value.translation_placeholders == {
+        "field": "Cell over-voltage protection",
+        "value": "3.4 V",
+        "other": "Cell over-voltage alarm",
+        "other_value": "3.5 V",
+    }
     assert sent_cid2s(simulator).count(CellOverVoltage.write_cid2) == writes
     with pytest.raises(ServiceValidationError) as unknown:
         await call(hass, "write_parameters", {"device_id": device_id, "group": "sleep", "values": {"volts": 3.0}})
-    assert unknown.value.translation_key == "invalid_parameter"
+    assert unknown.value.translation_key == "parameter_unknown_field"
+    # What was typed, the group by its name, and the field names the group does have.
+    assert unknown.value.translation_placeholders == {"field": "volts", "group": "Sleep", "fields": "cell_v, delay_min"}
 
 
 @pytest.mark.parametrize("simulator", [{"profile": ConstantProfile(20.0)}], indirect=True)
@@ -115,6 +123,26 @@ async def test_read_history(hass: HomeAssistant, simulator: Simulator) -> None:
     assert records[0]["cell_voltages_mv"] == list(newest.cell_voltages_mv)
     with pytest.raises(Exception, match="50"):
         await call(hass, "read_history", {"device_id": device_id, "count": 51})
+
+
+async def test_parameter_errors_name_fields_as_the_user_sees_them(hass: HomeAssistant, simulator: Simulator) -> None:
+    """A protocol code is named like its select entity, a history range like the action's field; the limits come
+    with the message (the wire index of a history record is 16 bits: the last start for 2 records is 65534)."""
+    await setup_entry(hass, simulator, CONTROL)
+    device_id = pack_device(hass, 1)
+    with pytest.raises(ServiceValidationError) as code:
+        await call(
+            hass,
+            "write_parameters",
+            {"device_id": device_id, "group": "protocol_selection", "values": {"can_protocol": 300}},
+        )
+    assert code.value.translation_key == "parameter_above_maximum"
+    assert code.value.translation_placeholders == {"field": "Inverter CAN protocol", "value": "300", "maximum": "255"}
+    with pytest.raises(ServiceValidationError) as history:
+        await call(hass, "read_history", {"device_id": device_id, "count": 2, "start": 0xFFFF})
+    assert history.value.translation_key == "parameter_above_maximum"
+    assert history.value.translation_placeholders == {"field": "Start", "value": "65535", "maximum": "65534"}
+    assert str(history.value) == '"Start" can be at most 65534; 65535 is too high. Nothing was sent to the battery'
 
 
 async def test_set_clock(hass: HomeAssistant, simulator: Simulator) -> None:
@@ -163,28 +191,44 @@ async def test_targets(hass: HomeAssistant, simulator: Simulator) -> None:
 
 #: Issue 17: numbers the library got raw (ValueError, OverflowError), each now a translated validation error.
 BAD_VALUES = {
-    "NaN": ("cell_overvoltage", {"alarm_v": "nan"}, "not_finite"),
-    "NaN number": ("cell_overvoltage", {"alarm_v": float("nan")}, "not_finite"),
-    "infinity on an integer field": ("charge_overcurrent", {"alarm_a": "inf"}, "not_finite"),
-    "1e400": ("sleep", {"delay_min": "1e400"}, "not_finite"),
-    "-infinity": ("mosfet_overtemperature", {"alarm_c": float("-inf")}, "not_finite"),
-    "above the range": ("cell_overvoltage", {"alarm_v": 9.0}, "out_of_range"),
-    "below the range": ("limiter_start_current", {"current_a": 1}, "out_of_range"),
+    "NaN": ("cell_overvoltage", {"alarm_v": "nan"}, "parameter_not_finite", "Cell over-voltage alarm"),
+    "NaN number": ("cell_overvoltage", {"alarm_v": float("nan")}, "parameter_not_finite", "Cell over-voltage alarm"),
+    "infinity on an integer field": (
+        "charge_overcurrent",
+        {"alarm_a": "inf"},
+        "parameter_not_finite",
+        "Charge over-current alarm",
+    ),
+    "1e400": ("sleep", {"delay_min": "1e400"}, "parameter_not_finite", "Sleep delay"),
+    "-infinity": (
+        "mosfet_overtemperature",
+        {"alarm_c": float("-inf")},
+        "parameter_not_finite",
+        "MOSFET over-temperature alarm",
+    ),
+    "above the range": ("cell_overvoltage", {"alarm_v": 9.0}, "parameter_above_maximum", "Cell over-voltage alarm"),
+    "below the range": (
+        "limiter_start_current",
+        {"current_a": 1},
+        "parameter_below_minimum",
+        "Charge limiter start current",
+    ),
 }
 
 
-@pytest.mark.parametrize(("group", "values", "key"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+@pytest.mark.parametrize(("group", "values", "key", "name"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
 async def test_write_parameters_validates_every_number(
-    hass: HomeAssistant, simulator: Simulator, group: str, values: dict[str, Any], key: str
+    hass: HomeAssistant, simulator: Simulator, group: str, values: dict[str, Any], key: str, name: str
 ) -> None:
-    """Not finite or out of the field's range: a translated validation error naming the field, nothing sent."""
+    """Not finite or out of the field's range: a translated validation error naming the field as its entity is
+    named, nothing sent (not even the read of the group)."""
     await setup_entry(hass, simulator, CONTROL)
     simulator.sent.clear()
     with pytest.raises(ServiceValidationError) as invalid:
         await call(hass, "write_parameters", {"device_id": pack_device(hass, 1), "group": group, "values": values})
     assert invalid.value.translation_key == key
     assert invalid.value.translation_placeholders is not None
-    assert invalid.value.translation_placeholders["field"] == next(iter(values))
+    assert invalid.value.translation_placeholders["field"] == name
     assert "Nothing was sent" in str(invalid.value)
     assert not simulator.sent
 

@@ -102,7 +102,8 @@ async def test_both_mosfets_off_is_refused(hass: HomeAssistant, simulator: Simul
     with pytest.raises(HomeAssistantError) as refused:
         await switch(hass, CHARGE_MOS, False)
     assert refused.value.translation_key == "refused_both_mosfets_off"
-    assert "the BMS refuses to open both MOSFETs" in str(refused.value)
+    assert refused.value.translation_placeholders == {"address": "1", "rtn": "0x09"}
+    assert "the BMS never switches both MOSFETs off" in str(refused.value)
     assert state_of(hass, CHARGE_MOS) == STATE_ON
     assert simulator.cluster.pack(1).charge_mos_command_on is True
 

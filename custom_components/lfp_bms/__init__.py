@@ -51,7 +51,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bo
         return await async_setup_can_entry(hass, cast("LfpCanConfigEntry", entry))
     # Imported here, not at module level: importing the pure protocol library (custom_components.lfp_bms.bms,
     # e.g. by its CLI) runs this package's __init__, which must stay light.
-    from .coordinator import LfpBmsCoordinator
+    from .coordinator import LfpBmsCoordinator, cluster_model
     from .entity import MANUFACTURER, cluster_identifier
 
     coordinator = LfpBmsCoordinator(hass, entry)
@@ -62,7 +62,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: LfpBmsConfigEntry) -> bo
         config_entry_id=entry.entry_id,
         identifiers={(DOMAIN, cluster_identifier(coordinator))},
         manufacturer=MANUFACTURER,
-        model=f"{coordinator.link_config.protocol} cluster",
+        model=cluster_model(coordinator.link_config),
         name=entry.title,
     )
     coordinator.cluster_device_id = hub.id

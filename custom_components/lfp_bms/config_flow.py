@@ -28,9 +28,10 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.usb import UsbServiceInfo
 
 from .bms.can import CanState
+from .bms.client import LinkConfig
 from .bms.detect import DetectionResult, NoBatteryFoundError, detect
-from .bms.driver import ProtocolName
 from .bms.frame import BmsError
+from .bms.progress import DetectProgress, Stage
 from .bms.transport import LinkError, SerialLink
 from .can_flow import CAN_SCHEMA, can_link_config, can_title, check_can_input, confirm_placeholders, listen
 from .const import (
@@ -46,7 +47,6 @@ from .const import (
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     MAX_SCAN_INTERVAL,
-    MIN_SCAN_INTERVAL,
     is_can_entry,
 )
 from .coordinator import minimum_interval
@@ -66,17 +66,16 @@ NETWORK_SCHEMA = probatio.Schema(
         ),
     }
 )
-#: The protocol in words on the confirm step (product and protocol names, the same in every language).
-PROTOCOL_LABELS = {
-    ProtocolName.PACE25: "PACE 0x25 (ASCII)",
-    ProtocolName.PYLON: "Pylontech (ASCII)",
-    ProtocolName.SEPLOS: "Seplos V2 (ASCII)",
-    ProtocolName.EG4: "EG4 LifePower4 (ASCII)",
-    ProtocolName.PACE_MODBUS: "PACE Modbus RTU",
-    ProtocolName.SEPLOS_V3: "Seplos V3 (XZH Modbus RTU)",
-}
 #: Detection stages in order, for the progress bar.
-STAGES = ("baud", "protocol", "pack addresses", "identity", "first read")
+STAGES = tuple(Stage)
+#: The progress text (config.progress.<key> in strings.json) of each detection stage; "connect" before the first.
+PROGRESS_ACTIONS = {
+    Stage.BAUD: "probe_baud",
+    Stage.PROTOCOL: "find_packs",
+    Stage.PACK_ADDRESSES: "find_packs",
+    Stage.IDENTITY: "read_identity",
+    Stage.FIRST_READ: "first_read",
+}
 
 
 def network_url(host: str, port: float) -> str:
@@ -103,6 +102,17 @@ def port_in_use(err: BaseException) -> bool:
     return isinstance(err, LinkError) and isinstance(err.__cause__, OSError) and err.__cause__.errno == errno.EBUSY
 
 
+def found_placeholders(device: str, config: LinkConfig) -> dict[str, str]:
+    """What detection found, for the confirm step and the reconfigure result: the BMS maker (not the protocol's
+    internal name), the number of packs (the text picks the plural), the baud rate and the link."""
+    return {
+        "protocol": config.protocol.label,
+        "packs": str(len(config.addresses)),
+        "baudrate": str(config.baudrate),
+        "device": device,
+    }
+
+
 class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a battery link."""
 
@@ -115,7 +125,7 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         self._detect_task: asyncio.Task[DetectionResult] | None = None
         self._result: DetectionResult | None = None
         self._error: str | None = None
-        self._stage = ""
+        self._progress: DetectProgress | None = None
         self._usb_name = ""
         #: What the link form shows again after a failed detection (the user's input, or the discovered port).
         self._link_input: dict[str, Any] = {}
@@ -215,10 +225,11 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         if self._detect_task is None:
             self._detect_task = self.hass.async_create_task(self._async_detect(), eager_start=False)
         if not self._detect_task.done():
+            action, placeholders = self._progress_text()
             return self.async_show_progress(
                 step_id="detect",
-                progress_action="detect",
-                description_placeholders={"device": str(self._device), "stage": self._stage or "…"},
+                progress_action=action,
+                description_placeholders=placeholders,
                 progress_task=self._detect_task,
             )
         task, self._detect_task = self._detect_task, None
@@ -237,15 +248,31 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         assert self._device is not None
         link = SerialLink(self._device, connect_timeout=10.0)
 
-        def progress(stage: str) -> None:
-            self._stage = stage
-            done = next((i for i, s in enumerate(STAGES) if stage.startswith(s)), 0)
-            self.async_update_progress(done / len(STAGES))
+        def progress(step: DetectProgress) -> None:
+            self._progress = step
+            self.async_update_progress(STAGES.index(step.stage) / len(STAGES))
+            # The frontend re-reads the step (and so the text naming this stage) only when told.
+            self.async_notify_flow_changed()
 
         try:
             return await detect(link, progress=progress)
         finally:
             await link.close()
+
+    def _progress_text(self) -> tuple[str, dict[str, str]]:
+        """The progress action (its text in strings.json) and placeholders for the stage detection is in."""
+        device = str(self._device)
+        step = self._progress
+        if step is None:
+            return "connect", {"device": device}
+        placeholders = {"device": device, "baudrate": str(step.baudrate)}
+        if step.protocol is not None:
+            placeholders["protocol"] = step.protocol.label
+        if step.packs is not None:
+            placeholders["packs"] = str(step.packs)
+        if step.stage is Stage.BAUD and step.modbus:
+            return "probe_modbus", placeholders
+        return PROGRESS_ACTIONS[step.stage], placeholders
 
     async def async_step_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show what was found; create (or, when reconfiguring, update) the entry."""
@@ -263,7 +290,12 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
                 raise AbortFlow("already_configured")  # another entry knows this cluster by its serial
             # A serial-less entry keeps no unique id: its devices and entities hang on the entry id, which no link
             # change moves (and a serial read later does not either).
-            return self.async_update_reload_and_abort(entry, data_updates=self._entry_data(result))
+            done = self.async_update_reload_and_abort(
+                entry, data_updates=self._entry_data(result), reason="reconfigure_successful"
+            )
+            # Say what answered on the new link, not only that it worked.
+            done["description_placeholders"] = found_placeholders(self._device, result.config)
+            return done
         # Only a serial identifies a cluster; one without is kept from being added twice by its link (above).
         await self.async_set_unique_id(serial, raise_on_progress=False)
         if serial is not None:
@@ -275,14 +307,12 @@ class LfpBmsConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="confirm",
             description_placeholders={
-                "packs": str(len(config.addresses)),
-                "protocol": PROTOCOL_LABELS.get(config.protocol, str(config.protocol)),
-                "baudrate": str(config.baudrate),
-                "device": self._device,
+                **found_placeholders(self._device, config),
                 "model": result.identity.model or "-",
                 "serial": serial or "-",
                 "addresses": ", ".join(str(a) for a in config.addresses),
-                "strategy": str(config.strategy),
+                "reading": "single" if len(config.addresses) == 1 else str(config.strategy),
+                "master": str(config.master_address),
             },
         )
 
@@ -329,21 +359,19 @@ class LfpBmsOptionsFlow(OptionsFlowWithReload):
         minimum = minimum_interval(float(self.config_entry.data.get(CONF_REFRESH_S, 0.0)))
         errors: dict[str, str] = {}
         if user_input is not None:
+            # Checked here rather than by the selector's min/max: the selector's own error is a generic "Value 1.0
+            # is too small", ours says the limit in seconds.
             if user_input[CONF_SCAN_INTERVAL] < minimum:
                 errors[CONF_SCAN_INTERVAL] = "interval_too_short"
+            elif user_input[CONF_SCAN_INTERVAL] > MAX_SCAN_INTERVAL:
+                errors[CONF_SCAN_INTERVAL] = "interval_too_long"
             else:
                 user_input[CONF_SCAN_INTERVAL] = int(user_input[CONF_SCAN_INTERVAL])
                 return self.async_create_entry(data=user_input)
         schema = probatio.Schema(
             {
                 probatio.Required(CONF_SCAN_INTERVAL, default=max(DEFAULT_SCAN_INTERVAL, minimum)): NumberSelector(
-                    NumberSelectorConfig(
-                        min=MIN_SCAN_INTERVAL,
-                        max=MAX_SCAN_INTERVAL,
-                        step=1,
-                        unit_of_measurement="s",
-                        mode=NumberSelectorMode.BOX,
-                    )
+                    NumberSelectorConfig(step=1, unit_of_measurement="s", mode=NumberSelectorMode.BOX)
                 ),
                 probatio.Required(CONF_INVERT_CURRENT, default=False): BooleanSelector(),
                 probatio.Required(CONF_CELL_ENTITIES, default=False): BooleanSelector(),
@@ -354,5 +382,5 @@ class LfpBmsOptionsFlow(OptionsFlowWithReload):
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or self.config_entry.options),
             errors=errors,
-            description_placeholders={"minimum": str(minimum)},
+            description_placeholders={"minimum": str(minimum), "maximum": str(MAX_SCAN_INTERVAL)},
         )

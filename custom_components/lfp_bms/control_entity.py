@@ -6,6 +6,7 @@ Home Assistant errors here: bad input → ServiceValidationError (nothing was se
 read-back → HomeAssistantError naming the reason.
 """
 
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -14,20 +15,30 @@ from typing import Any
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorEntityDescription, SensorStateClass
 from homeassistant.const import EntityCategory, UnitOfTime
-from homeassistant.core import callback
+from homeassistant.core import async_get_hass, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers.translation import async_get_translations
 from homeassistant.util import dt as dt_util
 
 from .bms.client import NotWritableError
-from .bms.control import CommandNotAllowedError, ControlRefusedError, PaceControl, ReadBackError, RefusalReason
+from .bms.control import (
+    GROUP_NAMES,
+    CommandNotAllowedError,
+    ControlRefusedError,
+    PaceControl,
+    ReadBackError,
+    RefusalReason,
+)
 from .bms.frame import BmsError
 from .bms.modbus.control import PaceModbusControl
 from .bms.models import ClusterState, PackStatus
 from .bms.pace import CLOCK_MAX, CLOCK_MIN
-from .bms.pace_params import ParameterError, ParameterGroup
+from .bms.pace_params import ParameterError, ParameterGroup, ParameterRule, ProtocolSelection
 from .const import DOMAIN
 from .coordinator import BankData, LfpBmsCoordinator
 from .entity import LfpBmsEntity
+
+_LOGGER = logging.getLogger(__name__)
 
 _REFUSAL_KEYS = {
     RefusalReason.BOTH_MOSFETS_OFF: "refused_both_mosfets_off",
@@ -64,7 +75,7 @@ def require_control(coordinator: LfpBmsCoordinator, *, write: bool) -> PaceContr
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="control_unsupported",
-            translation_placeholders={"protocol": str(coordinator.link_config.protocol)},
+            translation_placeholders={"protocol": coordinator.link_config.protocol.label},
         )
     if write and not coordinator.control_allowed:
         raise ServiceValidationError(
@@ -75,31 +86,33 @@ def require_control(coordinator: LfpBmsCoordinator, *, write: bool) -> PaceContr
     return coordinator.control
 
 
-def validate_values(group_type: type[ParameterGroup], values: Mapping[str, float]) -> None:
-    """Every number finite and within its field's documented range, before the library sees it. Step and the
-    group's order rules are the library's (they need the other fields); an unknown field is named there too."""
+async def validate_values(group_type: type[ParameterGroup], values: Mapping[str, float]) -> None:
+    """Every number finite and within its field's documented range, before anything is read or sent (the
+    library's own checks run after reading the group). Step and the group's order rules are the library's (they
+    need the other fields); an unknown field is named there too."""
     for name, value in values.items():
         spec = group_type.specs.get(name)
         if spec is None:
             continue
         if not math.isfinite(value):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="not_finite",
-                translation_placeholders={"field": name, "value": str(value)},
+            rule = ParameterRule.NOT_FINITE
+        elif value < spec.minimum:
+            rule = ParameterRule.BELOW_MINIMUM
+        elif value > spec.maximum:
+            rule = ParameterRule.ABOVE_MAXIMUM
+        else:
+            continue
+        raise await parameter_error(
+            ParameterError(
+                rule,
+                name,
+                value=value,
+                unit=spec.unit,
+                minimum=spec.minimum,
+                maximum=spec.maximum,
+                group=group_type,
             )
-        if not spec.minimum <= value <= spec.maximum:
-            unit = f" {spec.unit}" if spec.unit else ""
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="out_of_range",
-                translation_placeholders={
-                    "field": name,
-                    "value": f"{value:g}{unit}",
-                    "minimum": f"{spec.minimum:g}{unit}",
-                    "maximum": f"{spec.maximum:g}{unit}",
-                },
-            )
+        )
 
 
 def bms_clock_time(moment: datetime) -> datetime:
@@ -122,6 +135,82 @@ def bms_clock_time(moment: datetime) -> datetime:
     return local
 
 
+def _shown(value: float | None, unit: str | None) -> str:
+    """A value with its unit, as the parameter messages show it."""
+    return f"{value:g} {unit}" if unit else f"{value:g}"
+
+
+def _field_name_key(group: type[ParameterGroup] | None, field: str) -> str:
+    """Translation key of the name a user sees for a field: its number (or protocol select) entity, or for the
+    history range (no group) the read_history action's field."""
+    # Imported here: both platforms import this module.
+    from .number import PARAMETER_NUMBERS
+    from .select import PROTOCOL_SELECTS
+
+    if group is None:
+        return f"component.{DOMAIN}.services.read_history.fields.{field}.name"
+    if group is ProtocolSelection:
+        selects = {description.field: description.translation_key for description in PROTOCOL_SELECTS}
+        return f"component.{DOMAIN}.entity.select.{selects.get(field, field)}.name"
+    numbers = {(d.group, d.field): d.translation_key for d in PARAMETER_NUMBERS}
+    return f"component.{DOMAIN}.entity.number.{numbers.get((group, field), field)}.name"
+
+
+async def parameter_error(err: ParameterError) -> ServiceValidationError:
+    """The rule a value broke, in words: one translation per rule, with the fields named as their entities are
+    (in Home Assistant's language) and every value with its unit."""
+    hass = async_get_hass()  # run_control serves entities and actions alike; both run in Home Assistant's loop
+    language = hass.config.language
+    names = {
+        **await async_get_translations(hass, language, "entity", {DOMAIN}),
+        **await async_get_translations(hass, language, "services", {DOMAIN}),
+        **await async_get_translations(hass, language, "selector", {DOMAIN}),
+    }
+
+    def name(field: str) -> str:
+        return names.get(_field_name_key(err.group, field), field)
+
+    placeholders = {"field": name(err.field)}
+    match err.reason:
+        case ParameterRule.ORDER:
+            assert err.other is not None
+            assert err.relation is not None
+            key = f"parameter_must_be_{err.relation}"
+            placeholders |= {
+                "value": _shown(err.value, err.unit),
+                "other": name(err.other),
+                "other_value": _shown(err.other_value, err.unit),
+            }
+        case ParameterRule.BELOW_MINIMUM:
+            key = "parameter_below_minimum"
+            placeholders |= {"value": _shown(err.value, err.unit), "minimum": _shown(err.minimum, err.unit)}
+        case ParameterRule.ABOVE_MAXIMUM:
+            key = "parameter_above_maximum"
+            placeholders |= {"value": _shown(err.value, err.unit), "maximum": _shown(err.maximum, err.unit)}
+        case ParameterRule.OFF_STEP:
+            key = "parameter_off_step"
+            placeholders |= {
+                "value": _shown(err.value, err.unit),
+                "step": _shown(err.step, err.unit),
+                "minimum": _shown(err.minimum, err.unit),
+            }
+        case ParameterRule.NOT_FINITE:
+            key = "parameter_not_finite"
+            placeholders |= {"value": str(err.value)}
+        case ParameterRule.UNKNOWN_FIELD:
+            key = "parameter_unknown_field"
+            group = err.group
+            assert group is not None
+            placeholders = {
+                "field": err.field,  # what the user typed: it has no name
+                "group": names.get(f"component.{DOMAIN}.selector.parameter_group.options.{GROUP_NAMES[group]}", ""),
+                "fields": ", ".join(group.specs),
+            }
+        case _:
+            key = "parameter_not_encodable"
+    return ServiceValidationError(translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders)
+
+
 async def run_control[T](address: int, operation: Awaitable[T]) -> T:
     """Await a library call and translate its errors."""
     try:
@@ -133,11 +222,7 @@ async def run_control[T](address: int, operation: Awaitable[T]) -> T:
             translation_placeholders={"address": str(address)},
         ) from err
     except ParameterError as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_parameter",
-            translation_placeholders={"field": err.field, "reason": err.reason, "error": str(err)},
-        ) from err
+        raise await parameter_error(err) from err
     except CommandNotAllowedError as err:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -145,21 +230,19 @@ async def run_control[T](address: int, operation: Awaitable[T]) -> T:
             translation_placeholders={"cid2": f"0x{err.cid2:02X}"},
         ) from err
     except ControlRefusedError as err:
+        # The user knows what they asked for; the message says why the pack said no. The details go to the log.
+        _LOGGER.warning("pack %s refused a write: %s", address, err)
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key=_REFUSAL_KEYS[err.reason],
-            translation_placeholders={"address": str(address), "what": err.what, "rtn": f"0x{err.rtn:02X}"},
+            translation_placeholders={"address": str(address), "rtn": f"0x{err.rtn:02X}"},
         ) from err
     except ReadBackError as err:
+        _LOGGER.warning("pack %s did not apply a write: %s", address, err)
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="readback_mismatch",
-            translation_placeholders={
-                "address": str(address),
-                "what": err.what,
-                "expected": str(err.expected),
-                "actual": str(err.actual),
-            },
+            translation_placeholders={"address": str(address)},
         ) from err
     except BmsError as err:
         raise HomeAssistantError(

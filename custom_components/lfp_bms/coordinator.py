@@ -56,6 +56,13 @@ LINK_DOWN_SINCE: HassKey[dict[str, float]] = HassKey(f"{DOMAIN}_link_down_since"
 type LfpBmsConfigEntry = ConfigEntry[LfpBmsCoordinator]
 
 
+def cluster_model(config: LinkConfig) -> str:
+    """Model of the cluster device in words: the BMS maker and the number of packs ("PACE BMS, 4 packs"). The device
+    registry does not translate models; the pack devices carry the pack's own model."""
+    packs = len(config.addresses)
+    return f"{config.protocol.maker} BMS, {packs} pack{'' if packs == 1 else 's'}"
+
+
 def minimum_interval(refresh_s: float) -> int:
     """Shortest poll interval the link sustains: one refresh plus a fifth of slack for retries."""
     return max(MIN_SCAN_INTERVAL, math.ceil(refresh_s * 1.2))
@@ -353,6 +360,8 @@ class LfpBmsCoordinator(DataUpdateCoordinator[BankData]):
         self.link_config = self.client.config = config
         entry = self.config_entry
         self.hass.config_entries.async_update_entry(entry, data={**entry.data, **config.as_dict()})
+        if self.cluster_device_id is not None:
+            dr.async_get(self.hass).async_update_device(self.cluster_device_id, model=cluster_model(config))
         for address in added:
             self._new_pack_polls.pop(address, None)
         _LOGGER.info("%s: pack(s) %s joined the cluster", entry.title, ", ".join(str(a) for a in sorted(added)))

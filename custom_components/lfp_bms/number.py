@@ -125,7 +125,7 @@ class ParameterNumber(LfpBmsControlEntity, NumberEntity):
         """Validate the whole group with the new value, write it and show the value read back."""
         description = self.entity_description
         # HA's range check lets NaN through (every comparison with it is false).
-        validate_values(description.group, {description.field: value})
+        await validate_values(description.group, {description.field: value})
         control = parameter_control(self.coordinator)
         assert control is not None  # the entity exists only with one
         group = await self._run(control.write_values(self.address, description.group, {description.field: value}))

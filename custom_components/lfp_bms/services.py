@@ -114,7 +114,7 @@ async def _write_parameters(call: ServiceCall) -> ServiceResponse:
     coordinator, address = _target(call.hass, call)
     control = require_control(coordinator, write=True)
     group_type = GROUPS[call.data[ATTR_GROUP]]
-    validate_values(group_type, call.data[ATTR_VALUES])
+    await validate_values(group_type, call.data[ATTR_VALUES])
     group = await run_control(address, control.write_values(address, group_type, call.data[ATTR_VALUES]))
     set_parameter_group(coordinator, address, group)
     values: dict[str, Any] = group_values(group)

@@ -369,16 +369,20 @@ async def test_history_is_bounded_and_decoded() -> None:
         # The index is 16 bits (docs/protocol.md §1.9.10): the last record reachable is 0xFFFF.
         assert await control.read_history(1, 1, start=0xFFFF) == []
         assert len(sim.sent) == sent + 1
-        for count, start, reason, field in (
-            (0, 0, "below_minimum", "count"),
-            (MAX_HISTORY_RECORDS + 1, 0, "above_maximum", "count"),
-            (1, -1, "below_minimum", "start"),
-            (2, 0xFFFF, "wire_range", "start"),
-            (MAX_HISTORY_RECORDS, 0x10000 - MAX_HISTORY_RECORDS + 1, "wire_range", "start"),
+        for count, start, reason, field, limit in (
+            (0, 0, "below_minimum", "count", 1),
+            (MAX_HISTORY_RECORDS + 1, 0, "above_maximum", "count", MAX_HISTORY_RECORDS),
+            (1, -1, "below_minimum", "start", 0),
+            # The last record asked for must have an index <= 0xFFFF: the highest start is 0x10000 - count.
+            (2, 0xFFFF, "above_maximum", "start", 0xFFFE),
+            (MAX_HISTORY_RECORDS, 0x10000 - MAX_HISTORY_RECORDS + 1, "above_maximum", "start", 0xFE70),
         ):
             with pytest.raises(ParameterError) as invalid:
                 await control.read_history(1, count, start=start)
-            assert (invalid.value.reason, invalid.value.field) == (reason, field)
+            error = invalid.value
+            assert (error.reason, error.field) == (reason, field)
+            assert error.value == (count if field == "count" else start)
+            assert (error.minimum if reason == "below_minimum" else error.maximum) == limit
         assert len(sim.sent) == sent + 1  # refused before anything was sent
 
 

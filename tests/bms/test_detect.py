@@ -17,6 +17,7 @@ from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.frame import Frame
 from custom_components.lfp_bms.bms.modbus import detect as modbus_detect
 from custom_components.lfp_bms.bms.modbus.detect import MODBUS_BAUDS
+from custom_components.lfp_bms.bms.progress import DetectProgress, Stage
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import LinkError, LinkTimeout, SerialLink
 
@@ -86,7 +87,7 @@ BAUDS = [9600, 115200]
     ],
 )
 async def test_pace25_rs232_master(baud: int, packs: int, strategy: Strategy) -> None:
-    stages: list[str] = []
+    stages: list[DetectProgress] = []
     async with gated(baud, packs=packs) as (sim, link):
         result = await detect(link, progress=stages.append)
     config = result.config
@@ -99,13 +100,16 @@ async def test_pace25_rs232_master(baud: int, packs: int, strategy: Strategy) ->
     assert config.strategy is strategy
     assert_every_pack_read(result, sim)
     assert result.identity.model == sim.cluster.pack(1).model
+    # Each stage carries what is known so far, for the config flow to put into words.
+    pace = ProtocolName.PACE25
     assert stages == [
-        *(f"baud {b}" for b in bauds_until(baud)),
-        "protocol pace25",
-        "pack addresses",
-        "identity",
-        "first read",
+        *(DetectProgress(stage=Stage.BAUD, baudrate=b) for b in bauds_until(baud)),
+        DetectProgress(stage=Stage.PROTOCOL, baudrate=baud, protocol=pace),
+        DetectProgress(stage=Stage.PACK_ADDRESSES, baudrate=baud, protocol=pace),
+        DetectProgress(stage=Stage.IDENTITY, baudrate=baud, protocol=pace, packs=packs),
+        DetectProgress(stage=Stage.FIRST_READ, baudrate=baud, protocol=pace, packs=packs),
     ]
+    assert [str(step) for step in stages[-4:]] == ["protocol pace25", "pack addresses", "identity", "first read"]
 
 
 @pytest.mark.parametrize("baud", BAUDS)
@@ -166,7 +170,7 @@ async def test_no_battery() -> None:
     stages: list[str] = []
     async with silent_link() as link:
         with pytest.raises(NoBatteryFoundError):
-            await detect(link, progress=stages.append)
+            await detect(link, progress=lambda step: stages.append(str(step)))
     # The ASCII probes at each baud rate, then the Modbus ones (PACE Modbus, Seplos V3).
     assert stages == [f"baud {b}" for b in DEFAULT_BAUDS] + [f"baud {b} (Modbus)" for b in MODBUS_BAUDS]
 
@@ -176,7 +180,7 @@ async def test_no_battery_within_the_time_bound() -> None:
     stages: list[str] = []
     async with silent_link() as link:
         with pytest.raises(NoBatteryFoundError, match=r"within 0\.3 s"):
-            await detect(link, progress=stages.append, timeout=0.3)
+            await detect(link, progress=lambda step: stages.append(str(step)), timeout=0.3)
     # Cut short: 7 probes of 0.15 s at the first baud do not fit in 0.3 s.
     assert stages == ["baud 9600"]
 

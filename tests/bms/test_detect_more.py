@@ -155,7 +155,7 @@ async def test_a_stage_that_hangs_after_a_battery_answered_is_a_timeout() -> Non
         try:
             # A battery answered, so this is a bare timeout, not NoBatteryFoundError.
             with pytest.raises(TimeoutError):
-                await detect(link, progress=stages.append, timeout=1.0)
+                await detect(link, progress=lambda step: stages.append(str(step)), timeout=1.0)
         finally:
             await link.close()
     assert stages[-1] == "identity"

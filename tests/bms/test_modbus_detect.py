@@ -7,6 +7,7 @@ from custom_components.lfp_bms.bms.detect import NoBatteryFoundError, detect
 from custom_components.lfp_bms.bms.driver import ProtocolName, Strategy
 from custom_components.lfp_bms.bms.modbus import detect as modbus_detect
 from custom_components.lfp_bms.bms.modbus.codec import FunctionCode
+from custom_components.lfp_bms.bms.progress import DetectProgress, Stage
 from custom_components.lfp_bms.bms.simulator import Simulator, SimulatorConfig
 from custom_components.lfp_bms.bms.transport import SerialLink
 
@@ -32,9 +33,10 @@ async def _detect(config: SimulatorConfig, **options: object) -> tuple[Simulator
 async def test_pace_modbus_bus_of_eight_after_the_ascii_probes() -> None:
     """No ASCII probe is answered; the Modbus probes find PACE Modbus at 9600 and slave ids 1-8; nothing was
     written (every request the simulator answered was a read)."""
-    stages: list[str] = []
+    steps: list[DetectProgress] = []
     config = SimulatorConfig(protocol=ProtocolName.PACE_MODBUS, packs=8, speed=0, paced=False)
-    sim, result = await _detect(config, bauds=(9600,), progress=stages.append)
+    sim, result = await _detect(config, bauds=(9600,), progress=steps.append)
+    stages = [str(step) for step in steps]
     assert result.config.protocol is ProtocolName.PACE_MODBUS
     assert result.config.baudrate == 9600
     assert result.config.addresses == tuple(range(1, 9))
@@ -43,6 +45,10 @@ async def test_pace_modbus_bus_of_eight_after_the_ascii_probes() -> None:
     assert result.identity.bms_serial == sim.cluster.pack(1).bms_serial.strip()
     assert "baud 9600 (Modbus)" in stages
     assert "protocol pace_modbus" in stages
+    # What the config flow words: Modbus, the protocol and the number of packs found.
+    assert steps[-1] == DetectProgress(
+        stage=Stage.FIRST_READ, baudrate=9600, modbus=True, protocol=ProtocolName.PACE_MODBUS, packs=8
+    )
     assert all(sent.request[1] != FunctionCode.WRITE_MULTIPLE_REGISTERS for sent in sim.sent)
 
 

@@ -33,7 +33,9 @@ from custom_components.lfp_bms.bms.pace_params import (
     PackUnderVoltage,
     ParameterError,
     ParameterGroup,
+    ParameterRule,
     ProtocolSelection,
+    Relation,
     ShortCircuit,
     Sleep,
     read_group,
@@ -358,6 +360,45 @@ def test_validate_rejects(group: ParameterGroup, reason: str, field: str) -> Non
         group.validate()
     assert (caught.value.reason, caught.value.field) == (reason, field)
     assert isinstance(caught.value, BmsError)
+
+
+@pytest.mark.parametrize(
+    ("group", "field", "value", "other", "other_value", "relation"),
+    [
+        # The issue's example: over-voltage protection set below the alarm.
+        (CellOverVoltage(alarm_v=4.4, protect_v=3.7, release_v=3.4, delay_s=1), "protect_v", 3.7, "alarm_v", 4.4,
+         Relation.ABOVE),
+        (CellOverVoltage(alarm_v=3.6, protect_v=3.7, release_v=3.65, delay_s=1), "release_v", 3.65, "alarm_v", 3.6,
+         Relation.AT_MOST),
+        (CellUnderVoltage(alarm_v=2.8, protect_v=2.8, release_v=3.0, delay_s=1), "protect_v", 2.8, "alarm_v", 2.8,
+         Relation.BELOW),
+        (CellUnderVoltage(alarm_v=2.8, protect_v=2.5, release_v=2.7, delay_s=1), "release_v", 2.7, "alarm_v", 2.8,
+         Relation.AT_LEAST),
+    ],
+)  # fmt: skip
+def test_order_error_carries_both_fields(
+    group: ParameterGroup, field: str, value: float, other: str, other_value: float, relation: Relation
+) -> None:
+    """An order error names the field, the one it conflicts with, both values, the unit and the relation wanted:
+    what the integration needs to say "the protection voltage must be above the alarm voltage"."""
+    with pytest.raises(ParameterError) as caught:
+        group.validate()
+    error = caught.value
+    assert error.reason is ParameterRule.ORDER
+    assert (error.field, error.value, error.other, error.other_value) == (field, value, other, other_value)
+    assert (error.relation, error.unit, error.group) == (relation, "V", type(group))
+
+
+def test_range_and_step_errors_carry_the_limits() -> None:
+    """The documented cell OV range is 2.5-4.5 V in 0.01 V steps (protocol.md §1.9.12)."""
+    with pytest.raises(ParameterError) as high:
+        CellOverVoltage(alarm_v=3.6, protect_v=4.6, release_v=3.4, delay_s=1).validate()
+    assert high.value.reason is ParameterRule.ABOVE_MAXIMUM
+    assert (high.value.value, high.value.maximum, high.value.minimum, high.value.unit) == (4.6, 4.5, 2.5, "V")
+    with pytest.raises(ParameterError) as off:
+        CellOverVoltage(alarm_v=3.555, protect_v=3.7, release_v=3.4, delay_s=1).validate()
+    assert off.value.reason is ParameterRule.OFF_STEP
+    assert (off.value.field, off.value.step) == ("alarm_v", 0.01)
 
 
 def test_release_may_equal_alarm_as_captured() -> None:

@@ -34,6 +34,7 @@ from .models import (
     PackReading,
     PackStatus,
 )
+from .progress import Progress
 from .registry import make_driver
 from .transport import SerialLink
 
@@ -541,7 +542,7 @@ async def _detected(
     *,
     bauds: Sequence[int],
     timeout: float,
-    progress: Printer | None,
+    progress: Progress | None,
     err: Printer,
 ) -> int:
     """Open `url`, detect, hand link and result to `then` (which returns an exit status), always close."""

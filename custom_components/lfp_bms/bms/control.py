@@ -48,6 +48,7 @@ from .pace_params import (
     PackUnderVoltage,
     ParameterError,
     ParameterGroup,
+    ParameterRule,
     ProtocolSelection,
     ShortCircuit,
     Sleep,
@@ -179,12 +180,22 @@ def _coerce(group_type: type[ParameterGroup], values: Mapping[str, float]) -> di
     coerced: dict[str, Any] = {}
     for name, value in values.items():
         if name not in group_type.specs:
-            raise ParameterError("unknown_field", name, f"{group_type.__name__} has no settable field {name!r}")
+            raise ParameterError(ParameterRule.UNKNOWN_FIELD, name, value=value, group=group_type)
         if not math.isfinite(value):
-            raise ParameterError("not_finite", name, f"{value} is not a finite number")
+            raise ParameterError(ParameterRule.NOT_FINITE, name, value=value, group=group_type)
         if kinds[name] is int:
             if float(value) != round(float(value)):
-                raise ParameterError("off_step", name, f"{value} is not a whole number")
+                spec = group_type.specs[name]
+                raise ParameterError(
+                    ParameterRule.OFF_STEP,
+                    name,
+                    value=value,
+                    unit=spec.unit,
+                    minimum=spec.minimum,
+                    maximum=spec.maximum,
+                    step=spec.step,
+                    group=group_type,
+                )
             coerced[name] = round(float(value))
         else:
             coerced[name] = float(value)
@@ -229,13 +240,14 @@ class PaceControl:
         """Up to `count` records from index `start` (0 = newest); stops early at the end of the history."""
         # Records are addressed by a 16-bit index (docs/protocol.md §1.9.10); a bad range is the caller's, sent nowhere.
         if count < 1:
-            raise ParameterError("below_minimum", "count", f"{count} < 1")
+            raise ParameterError(ParameterRule.BELOW_MINIMUM, "count", value=count, minimum=1)
         if count > MAX_HISTORY_RECORDS:
-            raise ParameterError("above_maximum", "count", f"{count} > {MAX_HISTORY_RECORDS}")
+            raise ParameterError(ParameterRule.ABOVE_MAXIMUM, "count", value=count, maximum=MAX_HISTORY_RECORDS)
         if start < 0:
-            raise ParameterError("below_minimum", "start", f"{start} < 0")
+            raise ParameterError(ParameterRule.BELOW_MINIMUM, "start", value=start, minimum=0)
         if start + count - 1 > 0xFFFF:
-            raise ParameterError("wire_range", "start", f"{count} records from index {start} pass index 65535")
+            # The last record asked for must still have a 16-bit index.
+            raise ParameterError(ParameterRule.ABOVE_MAXIMUM, "start", value=start, maximum=0x10000 - count)
         adr = self.client.check_writable(address)
         records: list[HistoryRecord] = []
         for index in range(start, start + count):
@@ -359,9 +371,7 @@ class PaceControl:
         adr = self.client.check_writable(address)
         moment = moment.replace(microsecond=0, tzinfo=None)
         if not CLOCK_MIN <= moment <= CLOCK_MAX:
-            raise ParameterError(
-                "wire_range", "datetime", f"{moment} is outside the BMS clock ({CLOCK_MIN}..{CLOCK_MAX})"
-            )
+            raise ParameterError(ParameterRule.WIRE_RANGE, "datetime")  # the integration checks it first, in words
         async with self.client.lock:
             before = await self.read_clock(address)
             try:

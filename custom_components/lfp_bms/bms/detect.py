@@ -5,8 +5,8 @@ cheapest way to read them all (docs/protocol.md §1.11 and §1.12). Bounded in t
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from .client import ClusterClient, LinkConfig
 from .driver import ALL_PACKS, ProtocolDriver, ProtocolName, Strategy
@@ -15,6 +15,7 @@ from .frame import BmsError, Frame, Rtn, RtnError, encode_frame
 from .modbus.detect import MODBUS_BAUDS, detect_modbus
 from .models import ClusterState, PackIdentity
 from .pace import PaceDriver, decode_pack_count
+from .progress import DetectProgress, Progress, Stage
 from .registry import make_driver, make_frame_driver
 from .transport import LinkError, SerialLink
 
@@ -69,9 +70,6 @@ class DetectionResult:
     refresh_s: float
 
 
-type Progress = Callable[[str], None]
-
-
 async def detect(
     link: SerialLink,
     *,
@@ -84,7 +82,7 @@ async def detect(
 
     The ASCII protocols are tried first, then Modbus RTU (PACE Modbus, Seplos V3); `modbus_first` turns the
     order round (an RS485 port known to be set to a Modbus protocol)."""
-    report = progress or (lambda stage: None)
+    report = progress or (lambda step: None)
     found: list[ProtocolName] = []
     try:
         async with asyncio.timeout(timeout):
@@ -106,21 +104,22 @@ async def _detect(
     link: SerialLink, bauds: Sequence[int], report: Progress, found: list[ProtocolName]
 ) -> DetectionResult:
     for baud in bauds:
-        report(f"baud {baud}")
+        report(DetectProgress(stage=Stage.BAUD, baudrate=baud))
         await link.set_baudrate(baud)
         answer = await _probe_protocol(link)
         if answer is None:
             continue
         probe, reply, protocol = answer
         found.append(protocol)
-        report(f"protocol {protocol}")
+        report(DetectProgress(stage=Stage.PROTOCOL, baudrate=baud, protocol=protocol))
         driver = make_frame_driver(protocol, ver=reply.ver, cid1=reply.cid1)
-        report("pack addresses")
+        report(DetectProgress(stage=Stage.PACK_ADDRESSES, baudrate=baud, protocol=protocol))
         config = await _find_packs(link, driver, probe.adr, baud)
         client = ClusterClient(link, driver, config)
-        report("identity")
+        packs = len(config.addresses)
+        report(DetectProgress(stage=Stage.IDENTITY, baudrate=baud, protocol=protocol, packs=packs))
         identity = await client.read_identity(config.master_address)
-        report("first read")
+        report(DetectProgress(stage=Stage.FIRST_READ, baudrate=baud, protocol=protocol, packs=packs))
         started = time.monotonic()
         state = await client.read_all()
         return DetectionResult(config=config, identity=identity, state=state, refresh_s=time.monotonic() - started)
@@ -145,9 +144,10 @@ async def _detect_modbus(link: SerialLink, report: Progress, found: list[Protoco
         local_address=addresses[0],
     )
     client = ClusterClient(link, make_driver(protocol), config)
-    report("identity")
+    step = DetectProgress(stage=Stage.IDENTITY, baudrate=baud, modbus=True, protocol=protocol, packs=len(addresses))
+    report(step)
     identity = await client.read_identity(config.master_address)
-    report("first read")
+    report(replace(step, stage=Stage.FIRST_READ))
     started = time.monotonic()
     state = await client.read_all()
     return DetectionResult(config=config, identity=identity, state=state, refresh_s=time.monotonic() - started)

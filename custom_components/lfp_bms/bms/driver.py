@@ -27,6 +27,34 @@ class ProtocolName(StrEnum):
     PACE_MODBUS = "pace_modbus"
     SEPLOS_V3 = "seplos_v3"
 
+    @property
+    def maker(self) -> str:
+        """Who makes the BMS that speaks this protocol, as a homeowner knows it (the cluster device's model)."""
+        return _MAKERS[self]
+
+    @property
+    def label(self) -> str:
+        """The protocol by its vendor's name, as the config flow and messages show it (the same in every language)."""
+        return _LABELS[self]
+
+
+_MAKERS = {
+    ProtocolName.PACE25: "PACE",
+    ProtocolName.PYLON: "Pylontech",
+    ProtocolName.SEPLOS: "Seplos",
+    ProtocolName.EG4: "EG4",
+    ProtocolName.PACE_MODBUS: "PACE",
+    ProtocolName.SEPLOS_V3: "Seplos",
+}
+_LABELS = {
+    ProtocolName.PACE25: "PACE",
+    ProtocolName.PYLON: "Pylontech",
+    ProtocolName.SEPLOS: "Seplos V2",
+    ProtocolName.EG4: "EG4",
+    ProtocolName.PACE_MODBUS: "PACE Modbus",
+    ProtocolName.SEPLOS_V3: "Seplos V3",
+}
+
 
 class Strategy(StrEnum):
     """How a full refresh reaches every pack.

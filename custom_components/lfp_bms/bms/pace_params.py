@@ -9,6 +9,7 @@ import struct
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar, Self
 
 from .driver import Exchange, ProtocolDriver
@@ -18,17 +19,78 @@ KELVIN_OFFSET = 2730
 _FLOAT_TOLERANCE = 1e-6
 
 
-class ParameterError(BmsError):
-    """A parameter value the BMS would not accept; `reason` is a machine-readable key, `field` the field name.
+class ParameterRule(StrEnum):
+    """The rule a rejected parameter value broke."""
 
-    Reasons: below_minimum, above_maximum, off_step, order (inconsistent with another field of the group),
-    wire_range (cannot be encoded at all), not_finite (NaN or an infinity).
+    BELOW_MINIMUM = "below_minimum"
+    ABOVE_MAXIMUM = "above_maximum"
+    #: Not on the field's step from its minimum (or not a whole number for an integer field).
+    OFF_STEP = "off_step"
+    #: Inconsistent with another field of the group (`relation` to `other`).
+    ORDER = "order"
+    #: Cannot be encoded at all.
+    WIRE_RANGE = "wire_range"
+    UNKNOWN_FIELD = "unknown_field"
+    #: NaN or an infinity.
+    NOT_FINITE = "not_finite"
+
+
+class Relation(StrEnum):
+    """What an ORDER rule requires of the field, relative to the other field."""
+
+    ABOVE = "above"
+    AT_LEAST = "at_least"
+    BELOW = "below"
+    AT_MOST = "at_most"
+
+
+class ParameterError(BmsError):
+    """A parameter value the BMS would not accept, as data: the integration words it in the user's language.
+
+    `reason` is the rule broken, `field` the field name, `value` what was asked (in `unit`); `minimum`, `maximum`
+    and `step` the field's limits where they matter; for ORDER, `other` and `other_value` name the field it
+    conflicts with and `relation` what the field must be relative to it. `group` is the parameter group class when
+    the error concerns one. The text of the exception itself is for logs and the CLI only.
     """
 
-    def __init__(self, reason: str, field: str, message: str) -> None:
+    def __init__(
+        self,
+        reason: ParameterRule,
+        field: str,
+        *,
+        value: float | None = None,
+        unit: str | None = None,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        step: float | None = None,
+        other: str | None = None,
+        other_value: float | None = None,
+        relation: Relation | None = None,
+        group: type[ParameterGroup] | None = None,
+    ) -> None:
         self.reason = reason
         self.field = field
-        super().__init__(f"{field}: {message}")
+        self.value = value
+        self.unit = unit
+        self.minimum = minimum
+        self.maximum = maximum
+        self.step = step
+        self.other = other
+        self.other_value = other_value
+        self.relation = relation
+        self.group = group
+        details = {
+            "value": value,
+            "minimum": minimum,
+            "maximum": maximum,
+            "step": step,
+            "other": other,
+            "other_value": other_value,
+            "relation": relation,
+        }
+        shown = ", ".join(f"{key}={item}" for key, item in details.items() if item is not None)
+        where = f"{group.__name__}." if group is not None else ""
+        super().__init__(f"{where}{field}: {reason} ({shown}{' ' + unit if unit and value is not None else ''})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +116,7 @@ def _pack(fmt: str, values: Sequence[tuple[str, int]]) -> bytes:
         bits = {"B": 8, "H": 16, "h": 16}[code]
         low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if code.islower() else (0, (1 << bits) - 1)
         if not low <= value <= high:
-            raise ParameterError("wire_range", name, f"{value} does not fit the wire field")
+            raise ParameterError(ParameterRule.WIRE_RANGE, name)  # the wire integer means nothing to a user
     return struct.pack(fmt, *(value for _, value in values))
 
 
@@ -101,22 +163,46 @@ class ParameterGroup(ABC):
 
     def validate(self) -> None:
         """Raise ParameterError unless every field is in range, on its step, and the group is consistent."""
+        group = type(self)
         for name, spec in self.specs.items():
             value = float(getattr(self, name))
-            if value < spec.minimum - _FLOAT_TOLERANCE:
-                raise ParameterError("below_minimum", name, f"{value} < {spec.minimum}")
-            if value > spec.maximum + _FLOAT_TOLERANCE:
-                raise ParameterError("above_maximum", name, f"{value} > {spec.maximum}")
             steps = (value - spec.minimum) / spec.step
-            if abs(steps - round(steps)) > _FLOAT_TOLERANCE:
-                raise ParameterError("off_step", name, f"{value} is not a multiple of {spec.step} from {spec.minimum}")
+            if value < spec.minimum - _FLOAT_TOLERANCE:
+                rule = ParameterRule.BELOW_MINIMUM
+            elif value > spec.maximum + _FLOAT_TOLERANCE:
+                rule = ParameterRule.ABOVE_MAXIMUM
+            elif abs(steps - round(steps)) > _FLOAT_TOLERANCE:
+                rule = ParameterRule.OFF_STEP
+            else:
+                continue
+            raise ParameterError(
+                rule,
+                name,
+                value=value,
+                unit=spec.unit,
+                minimum=spec.minimum,
+                maximum=spec.maximum,
+                step=spec.step,
+                group=group,
+            )
         for lower, upper, strict in self.order:
             low, high = getattr(self, lower), getattr(self, upper)
             if low > high or (strict and low == high):
                 # Blame the field that is not the alarm threshold: that is the one set relative to the alarm.
-                field = upper if "alarm" in lower else lower
-                relation = "<" if strict else "<="
-                raise ParameterError("order", field, f"{lower} {relation} {upper} violated ({low}, {high})")
+                if "alarm" in lower:
+                    field, other, relation = upper, lower, Relation.ABOVE if strict else Relation.AT_LEAST
+                else:
+                    field, other, relation = lower, upper, Relation.BELOW if strict else Relation.AT_MOST
+                raise ParameterError(
+                    ParameterRule.ORDER,
+                    field,
+                    value=getattr(self, field),
+                    unit=self.specs[field].unit,
+                    other=other,
+                    other_value=getattr(self, other),
+                    relation=relation,
+                    group=group,
+                )
 
 
 def _voltage_specs(minimum: float, maximum: float) -> Mapping[str, FieldSpec]:
@@ -335,7 +421,16 @@ class ShortCircuit(ParameterGroup):
 
     def encode(self) -> bytes:
         if self.delay_us % 25:
-            raise ParameterError("wire_range", "delay_us", f"{self.delay_us} µs is not a multiple of 25 µs")
+            spec = self.specs["delay_us"]
+            raise ParameterError(
+                ParameterRule.OFF_STEP,
+                "delay_us",
+                value=self.delay_us,
+                unit=spec.unit,
+                minimum=spec.minimum,
+                step=spec.step,
+                group=type(self),
+            )
         return _pack(">B", (("delay_us", self.delay_us // 25),))
 
 

@@ -9,10 +9,11 @@ Then every other address 0-15 is asked the identifying read of the map found (ea
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..driver import ProtocolName
 from ..frame import BmsError
+from ..progress import DetectProgress, Progress, Stage
 from ..transport import LinkError, SerialLink
 from .codec import registers
 from .pace_modbus import PaceModbusDriver, decode_status_block
@@ -24,8 +25,6 @@ MODBUS_BAUDS = (9600, 19200)
 MAX_ADDRESS = 15
 PROBE_TIMEOUT = 0.5
 SCAN_TIMEOUT = 0.35
-
-type Progress = Callable[[str], None]
 
 
 async def _is_seplos_v3(link: SerialLink, address: int, timeout: float) -> bool:
@@ -54,9 +53,9 @@ async def detect_modbus(
     link: SerialLink, *, bauds: Sequence[int] = MODBUS_BAUDS, progress: Progress | None = None
 ) -> tuple[ProtocolName, int, list[int]] | None:
     """(protocol, baud rate, slave ids answering) of the first Modbus map found, or None. Raises LinkError."""
-    report = progress or (lambda stage: None)
+    report = progress or (lambda step: None)
     for baud in bauds:
-        report(f"baud {baud} (Modbus)")
+        report(DetectProgress(stage=Stage.BAUD, baudrate=baud, modbus=True))
         await link.set_baudrate(baud)
         order = (
             (ProtocolName.SEPLOS_V3, ProtocolName.PACE_MODBUS)
@@ -66,8 +65,8 @@ async def detect_modbus(
         for address in (1, 0):
             for protocol in order:
                 if await _identify(link, protocol, address, PROBE_TIMEOUT):
-                    report(f"protocol {protocol}")
-                    report("pack addresses")
+                    report(DetectProgress(stage=Stage.PROTOCOL, baudrate=baud, modbus=True, protocol=protocol))
+                    report(DetectProgress(stage=Stage.PACK_ADDRESSES, baudrate=baud, modbus=True, protocol=protocol))
                     return protocol, baud, await _scan(link, protocol, address)
     return None
 

@@ -288,7 +288,7 @@ def group_to_registers(group: pp.ParameterGroup) -> list[tuple[int, tuple[int, .
             raw = round(float(getattr(group, spec.name)) / spec.unit)
             low, high = (-0x8000, 0x7FFF) if spec.signed else (spec.wire_min, spec.wire_max)
             if not low <= raw <= high:
-                raise pp.ParameterError("wire_range", spec.name, f"{raw} does not fit register {span.start}")
+                raise pp.ParameterError(pp.ParameterRule.WIRE_RANGE, spec.name, group=type(group))
             words.append(raw & 0xFFFF)
         out.append((span.start, tuple(words)))
     return out
