@@ -121,8 +121,8 @@ async def submit_link(hass: HomeAssistant, flow_id: str, user_input: dict[str, A
     result = await hass.config_entries.flow.async_configure(flow_id, user_input)
     assert result["type"] is FlowResultType.SHOW_PROGRESS
     assert result["step_id"] == "detect"
-    # The text names the link being opened or probed (the first stage may already have begun).
-    assert result["progress_action"] in ("connect", "probe_baud")
+    # The text names the link being opened or probed (detection may already be some stages in).
+    assert result["progress_action"] in STRINGS["config"]["progress"]
     assert result["description_placeholders"] is not None
     assert result["description_placeholders"]["device"]
     await hass.async_block_till_done()

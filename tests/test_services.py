@@ -12,9 +12,15 @@ from homeassistant.helpers import device_registry as dr
 
 from custom_components.lfp_bms.bms.frame import decode_frame
 from custom_components.lfp_bms.bms.pace import Cid2
-from custom_components.lfp_bms.bms.pace_params import CellOverVoltage
+from custom_components.lfp_bms.bms.pace_params import (
+    CellOverVoltage,
+    LimiterStartCurrent,
+    ParameterError,
+    ParameterRule,
+)
 from custom_components.lfp_bms.bms.simulator import ConstantProfile, Simulator
 from custom_components.lfp_bms.const import CONF_ALLOW_CONTROL, DOMAIN
+from custom_components.lfp_bms.control_entity import parameter_error
 from custom_components.lfp_bms.entity import pack_identifier
 
 from .common import setup_entry
@@ -138,6 +144,20 @@ async def test_parameter_errors_name_fields_as_the_user_sees_them(hass: HomeAssi
         )
     assert code.value.translation_key == "parameter_above_maximum"
     assert code.value.translation_placeholders == {"field": "Inverter CAN protocol", "value": "300", "maximum": "255"}
+    with pytest.raises(ServiceValidationError) as low:
+        await call(
+            hass, "write_parameters", {"device_id": device_id, "group": "cell_overvoltage", "values": {"alarm_v": 2.0}}
+        )
+    assert low.value.translation_key == "parameter_below_minimum"
+    assert low.value.translation_placeholders == {
+        "field": "Cell over-voltage alarm",
+        "value": "2 V",
+        "minimum": "2.5 V",
+    }
+    # A value no register or wire field can carry (checked after validation, so rarely reached): named, no number.
+    unfit = await parameter_error(ParameterError(ParameterRule.WIRE_RANGE, "current_a", group=LimiterStartCurrent))
+    assert unfit.translation_key == "parameter_not_encodable"
+    assert unfit.translation_placeholders == {"field": "Charge limiter start current"}
     with pytest.raises(ServiceValidationError) as history:
         await call(hass, "read_history", {"device_id": device_id, "count": 2, "start": 0xFFFF})
     assert history.value.translation_key == "parameter_above_maximum"
