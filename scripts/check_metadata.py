@@ -1,7 +1,8 @@
 """Offline stand-in for the hassfest/HACS checks that matter to us (hassfest needs Docker and network).
 
 Checks manifest.json (required keys, key order, no unknown keys), hacs.json (allowed keys only),
-quality_scale.yaml (all 54 rules, a comment on every exemption), that translations/en.json is current, and that
+quality_scale.yaml (all 54 rules, a comment on every exemption), that translations/en.json is current and every
+other language complete with the same placeholders (translations.check_languages), and that
 the runtime requirements of manifest.json, pyproject.toml and the pins of requirements_test.txt agree.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
-from translations import render  # scripts/ is sys.path[0] when run as a script
+from translations import check_languages, render  # scripts/ is sys.path[0] when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = ROOT / "custom_components" / "lfp_bms"
@@ -88,6 +89,7 @@ def main() -> int:
     en = INTEGRATION / "translations" / "en.json"
     if not en.exists() or en.read_text() != render():
         problems.append("translations/en.json is stale: run python scripts/translations.py")
+    problems += check_languages()
     for line in problems:
         print(line, file=sys.stderr)
     return 1 if problems else 0

@@ -1,11 +1,15 @@
-"""Generate custom_components/lfp_bms/translations/en.json from strings.json.
+"""Generate custom_components/lfp_bms/translations/en.json from strings.json; check the other languages.
 
 A custom integration only loads translations/<lang>.json at runtime and HA does not resolve
 `[%key:...%]` references for it, so we resolve them here against the installed Home Assistant's own
 strings (`homeassistant/strings.json` for `common::`, component strings.json for `component::`).
 
+The other languages (LANGUAGES) are written by hand, fully resolved. `check_languages` (run by scripts/test through
+check_metadata.py) requires each to have exactly the keys of en.json, every string valid ICU MessageFormat with the
+same placeholders as the English one and, for a `select`, the same cases.
+
     python scripts/translations.py          # write en.json
-    python scripts/translations.py --check  # exit 1 when en.json is stale (scripts/test runs this)
+    python scripts/translations.py --check  # exit 1 when en.json is stale or a language file is incomplete
 """
 
 import argparse
@@ -21,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = ROOT / "custom_components" / "lfp_bms"
 HA_ROOT = Path(homeassistant.__file__).parent
 REFERENCE = re.compile(r"\[%key:([a-z0-9_:]+)%\]")
+#: Every language besides English, by the code Home Assistant uses for translations/<code>.json.
+LANGUAGES = ("de", "nl", "fr", "es", "it", "pl", "cs", "sv", "pt", "zh-Hans")
 
 
 def _lookup(path: str, own: dict[str, Any]) -> str:
@@ -62,14 +68,21 @@ def arguments(text: str) -> set[str]:
     """Names of every placeholder in an ICU message, nested ones included: `{name}`, `{n, plural, one {# x} other
     {# xs}}`, `{k, select, a {…} other {…}}`. Raises MessageFormatError on unbalanced braces or a plural/select
     without an `other` case. Quoting follows ICU: an apostrophe only quotes when it precedes a brace."""
+    return shape(text)[0]
+
+
+def shape(text: str) -> tuple[set[str], dict[str, set[str]]]:
+    """The placeholders of an ICU message and the cases of each `select` in it (a translation keeps both; plural
+    cases differ by language)."""
     found: set[str] = set()
-    end = _message(text, 0, found, nested=False)
+    selects: dict[str, set[str]] = {}
+    end = _message(text, 0, found, selects, nested=False)
     if end != len(text):
         raise MessageFormatError(f"unexpected '}}' at {end} in {text!r}")
-    return found
+    return found, selects
 
 
-def _message(text: str, pos: int, found: set[str], *, nested: bool) -> int:
+def _message(text: str, pos: int, found: set[str], selects: dict[str, set[str]], *, nested: bool) -> int:
     """Parse literal text and arguments up to an unmatched '}' (returned) or the end."""
     while pos < len(text):
         char = text[pos]
@@ -79,7 +92,7 @@ def _message(text: str, pos: int, found: set[str], *, nested: bool) -> int:
                 raise MessageFormatError(f"unterminated quote in {text!r}")
             pos = close + 1
         elif char == "{":
-            pos = _argument(text, pos + 1, found)
+            pos = _argument(text, pos + 1, found, selects)
         elif char == "}":
             return pos
         else:
@@ -89,7 +102,7 @@ def _message(text: str, pos: int, found: set[str], *, nested: bool) -> int:
     return pos
 
 
-def _argument(text: str, pos: int, found: set[str]) -> int:
+def _argument(text: str, pos: int, found: set[str], selects: dict[str, set[str]]) -> int:
     """Parse `name}` or `name, type, cases}` after a '{'; returns the position after the closing brace."""
     match = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:,\s*([a-z]+)\s*)?([,}])").match(text, pos)
     if match is None:
@@ -112,10 +125,72 @@ def _argument(text: str, pos: int, found: set[str]) -> int:
         if match is None:
             raise MessageFormatError(f"bad {kind} case at {pos} in {text!r}")
         cases.add(match.group(1))
-        pos = _message(text, match.end(), found, nested=True) + 1
+        pos = _message(text, match.end(), found, selects, nested=True) + 1
     if "other" not in cases:
         raise MessageFormatError(f"{kind} of {name!r} has no 'other' case in {text!r}")
+    if kind == "select":
+        selects[name] = cases
     return pos + 1
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaves of a translation tree by dotted key."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    leaves: dict[str, Any] = {}
+    for key, value in node.items():
+        leaves |= flatten(value, f"{prefix}.{key}" if prefix else key)
+    return leaves
+
+
+def compare(english: dict[str, Any], translation: Any, language: str) -> list[str]:
+    """Every way `translation` falls short of `english` (the resolved en.json tree), one line each."""
+    if not isinstance(translation, dict):
+        return [f"{language}: not a JSON object"]
+    ours, theirs = flatten(english), flatten(translation)
+    problems = [f"{language}: missing {key}" for key in ours if key not in theirs]
+    problems += [f"{language}: {key} is not in English" for key in theirs if key not in ours]
+    for key, text in theirs.items():
+        if key not in ours:
+            continue
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{language}: {key} is empty or not a string")
+            continue
+        if REFERENCE.search(text):
+            problems.append(f"{language}: {key} has a [%key:…%] reference (not resolved for a custom integration)")
+            continue
+        try:
+            placeholders, selects = shape(text)
+        except MessageFormatError as err:
+            problems.append(f"{language}: {key}: {err}")
+            continue
+        english_placeholders, english_selects = shape(ours[key])
+        if placeholders != english_placeholders:
+            problems.append(
+                f"{language}: {key} has placeholders {sorted(placeholders)}, English {sorted(english_placeholders)}"
+            )
+        elif selects != english_selects:
+            problems.append(f"{language}: {key} has select cases {selects}, English {english_selects}")
+    return problems
+
+
+def check_languages(directory: Path | None = None) -> list[str]:
+    """Problems of every language file in `directory` (the integration's translations/) against en.json."""
+    directory = directory or INTEGRATION / "translations"
+    english = json.loads(render())
+    problems: list[str] = []
+    for language in LANGUAGES:
+        path = directory / f"{language}.json"
+        try:
+            translation = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problems.append(f"{language}: translations/{language}.json is missing")
+            continue
+        except ValueError as err:
+            problems.append(f"{language}: translations/{language}.json is not valid JSON: {err}")
+            continue
+        problems += compare(english, translation, language)
+    return problems
 
 
 def render() -> str:
@@ -132,10 +207,12 @@ def main() -> int:
     target = INTEGRATION / "translations" / "en.json"
     text = render()
     if args.check:
+        problems = check_languages()
         if not target.exists() or target.read_text() != text:
-            print("translations/en.json is stale: run python scripts/translations.py", file=sys.stderr)
-            return 1
-        return 0
+            problems.insert(0, "translations/en.json is stale: run python scripts/translations.py")
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 1 if problems else 0
     target.parent.mkdir(exist_ok=True)
     target.write_text(text)
     return 0
